@@ -1,0 +1,195 @@
+"""The functions every front end shares: the CLI, the consolidated tabs, the buttons and the
+``PLAN_*`` worksheet functions all read the plan through here, so they cannot disagree.
+
+:class:`PlanContext` is the plan as it stands in a project's store (catalogue, current
+values, thresholds). :func:`load_context` caches it per project and rebuilds it only when
+the store's ``data_version`` or the catalogue file changes, which is what lets a sheet with
+thousands of ``=PLAN_GAP()`` cells recalculate quickly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import threading
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from plan_tracker.catalogue import Catalogue, load_catalogue
+from plan_tracker.engine import Facts, GapResult, Thresholds, evaluate, evaluate_indicator
+from plan_tracker.periods import parse_period
+from plan_tracker.project import Project, init_project
+from plan_tracker.schemas.catalogue import CATALOGUE_CSV
+from plan_tracker.schemas.observations import validate_observations
+from plan_tracker.store import RecordSummary, Store, default_actor
+
+CATALOGUE_FILE = "catalogue.csv"
+
+
+def project_catalogue_path(project: Project) -> Path:
+    """The project's own, editable catalogue (a copy of the packaged one made at init)."""
+    return project.root / CATALOGUE_FILE
+
+
+def init(root: Path, actor: str | None = None) -> Project:
+    """Create a project folder, its store and its editable catalogue copy."""
+    project = init_project(root)
+    path = project_catalogue_path(project)
+    if not path.exists():
+        shutil.copyfile(CATALOGUE_CSV, path)
+    catalogue = load_catalogue(path)
+    with project.open_store() as store:
+        store.save_catalogue_version(catalogue.csv_text, note="init", actor=actor or default_actor())
+    return project
+
+
+def read_catalogue(project: Project) -> Catalogue:
+    path = project_catalogue_path(project)
+    return load_catalogue(path if path.exists() else None)
+
+
+@dataclass
+class PlanContext:
+    """The plan as one store holds it at one ``data_version``."""
+
+    catalogue: Catalogue
+    facts: Facts
+    thresholds: Thresholds
+    data_version: int
+    catalogue_version_id: int | None = None
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def evaluate(
+        self,
+        period: str | None = None,
+        indicator_ids: list[str] | None = None,
+        today: date | None = None,
+    ) -> list[GapResult]:
+        return evaluate(self.catalogue, self.facts, period, indicator_ids, self.thresholds, today)
+
+    def result(self, indicator: str, period: str | None = None) -> GapResult:
+        """One indicator (by id or exact Chinese name), memoised for repeated cell calls."""
+        ind = self.catalogue.resolve(indicator)
+        asked = parse_period(period) if period not in (None, "") else None
+        key = (ind.id, str(asked) if asked else None)
+        found = self._cache.get(key)
+        if found is None:
+            found = evaluate_indicator(ind, asked, self.facts, self.thresholds)
+            self._cache[key] = found
+        return found
+
+
+def context_from_store(store: Store, catalogue: Catalogue) -> PlanContext:
+    version = store.data_version()
+    observations = store.current_observations()
+    thresholds = Thresholds.from_settings(store.get_setting)
+    latest = store.latest_catalogue_version()
+    return PlanContext(
+        catalogue=catalogue,
+        facts=Facts(catalogue, observations),
+        thresholds=thresholds,
+        data_version=version,
+        catalogue_version_id=latest[0] if latest else None,
+    )
+
+
+_CONTEXTS: dict[Path, tuple[tuple, PlanContext]] = {}
+_LOCK = threading.Lock()
+
+
+def _catalogue_stamp(project: Project) -> tuple:
+    path = project_catalogue_path(project)
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return (None,)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def load_context(project: Project) -> PlanContext:
+    """The project's plan context, rebuilt only when the store or catalogue has changed."""
+    with _LOCK:
+        with project.open_store() as store:
+            stamp = (store.data_version(), _catalogue_stamp(project))
+            cached = _CONTEXTS.get(project.root)
+            if cached and cached[0] == stamp:
+                return cached[1]
+            context = context_from_store(store, read_catalogue(project))
+        _CONTEXTS[project.root] = (stamp, context)
+        return context
+
+
+def gap(project: Project, period: str | None = None, indicators: list[str] | None = None) -> list[GapResult]:
+    """What ``plan-tracker gap`` prints (and what every PLAN_ function returns)."""
+    return load_context(project).evaluate(period, indicators)
+
+
+@dataclass
+class ImportOutcome:
+    submission_id: int
+    rows: int
+    summary: RecordSummary
+    duplicate_of: int | None = None
+
+
+def import_observations(project: Project, csv_path: Path, actor: str | None = None) -> ImportOutcome:
+    """Import a long-format CSV (``indicator_id,period,value[,department,note]``): validated
+    like a submission, stored all or nothing, with the file and row as provenance."""
+    actor = actor or default_actor()
+    csv_path = Path(csv_path)
+    raw = csv_path.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    catalogue = read_catalogue(project)
+    text = raw.decode("utf-8-sig")
+    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    frame.columns = [str(c).strip().lower() for c in frame.columns]
+    rows = validate_observations(
+        frame,
+        known_ids=[ind.id for ind in catalogue],
+        computed_ids=[ind.id for ind in catalogue if ind.is_computed_only],
+        task_ids=[ind.id for ind in catalogue if ind.is_task],
+        file=csv_path.name,
+    )
+    with project.open_store() as store:
+        existing = store.find_submission_by_hash(digest)
+        if existing and existing["status"] == "accepted":
+            # The same file again: recognised by its hash, nothing counted twice.
+            return ImportOutcome(existing["submission_id"], len(rows), RecordSummary(), existing["submission_id"])
+        with store.transaction():
+            store.save_catalogue_version(catalogue.csv_text, note="import", actor=actor)
+            submission_id = store.add_submission(
+                file_name=csv_path.name,
+                sha256=digest,
+                department=_single(rows["department"]),
+                period=None,
+                kind="import",
+                status="accepted",
+                actor=actor,
+            )
+            records = [
+                {
+                    "indicator_id": r["indicator_id"],
+                    "period": r["period"],
+                    "value": r["value"],
+                    "value_text": r["value_text"],
+                    "note": r["note"],
+                    "department": r["department"],
+                    "sheet": csv_path.name,
+                    "cell": f"第{r['row']}行 row {r['row']}",
+                }
+                for r in rows.to_dict("records")
+            ]
+            summary = store.record_observations(records, submission_id=submission_id, actor=actor)
+    return ImportOutcome(
+        submission_id=submission_id,
+        rows=len(rows),
+        summary=summary,
+    )
+
+
+def _single(series: pd.Series) -> str | None:
+    values = {v for v in series if isinstance(v, str) and v}
+    return values.pop() if len(values) == 1 else None

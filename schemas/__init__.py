@@ -1,0 +1,1 @@
+"""Catalogue data and pandera schemas (plan_tracker.schemas)."""

@@ -1,0 +1,1 @@
+"""Excel worksheet functions =PLAN_GAP() and friends (plan_tracker.udfs)."""
