@@ -1,0 +1,403 @@
+"""Write the output tabs (:mod:`plan_tracker.tabs`) into a closed master workbook (openpyxl).
+
+What is replaced and what is kept:
+
+* the tool's own sheets (:data:`plan_tracker.tabs.TOOL_TABS`: 产业集群, 提升工程, 部门报送,
+  校验问题, 数据明细) are deleted and created again at the same position on every run;
+* on ``总览`` only the tool's region is cleared and rewritten: rows from
+  :data:`~plan_tracker.tabs.DASHBOARD_FIRST_ROW` down, its conditional formats and its
+  charts. The sheet itself is not deleted, because its buttons live in the sheet's legacy
+  (VML) drawing, which openpyxl carries over only for a sheet it loaded;
+* every other sheet (the coordinator's own, ``xlwings.conf``), the workbook's defined names
+  and the VBA project (``keep_vba=True``: ``xl/vbaProject.bin`` is copied byte for byte) are
+  left as they are.
+
+openpyxl rewrites the whole package on save; it keeps cell values, formulas, styles, merged
+cells, comments, data validation, conditional formatting, defined names, charts and images,
+but not every Excel feature (shapes and form controls on other sheets, sparklines, slicers,
+``extLst`` extensions). :func:`preservation_warnings` names any such part before it is lost,
+and the previous workbook is copied to a backup folder first, so nothing is ever lost.
+
+The file is written atomically (a temporary file in the same folder, then ``os.replace``),
+and not at all while Excel has it open (its ``~$`` lock file is there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.chart import BarChart, LineChart, Reference
+from openpyxl.chart import Series as ChartSeries
+from openpyxl.formatting.rule import CellIsRule, DataBarRule
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+from plan_tracker.tabs import (
+    DASHBOARD,
+    TOOL_TABS,
+    BlockPlacement,
+    ChartPlacement,
+    Layout,
+    Tab,
+    cell_number_format,
+    layout,
+)
+
+__all__ = [
+    "RenderReport",
+    "WorkbookOpenError",
+    "check_not_open_in_excel",
+    "preservation_warnings",
+    "render_tabs",
+    "write_tabs",
+]
+
+try:  # the shared guard, when the workbook module is there (issue #4 part 2)
+    from plan_tracker.workbook import WorkbookOpenError, atomic_save, check_not_open_in_excel
+except ImportError:  # pragma: no cover - only before plan_tracker.workbook exists
+
+    class WorkbookOpenError(RuntimeError):  # type: ignore[no-redef]
+        """The workbook is open in Excel (its lock file exists)."""
+
+    def check_not_open_in_excel(path: Path) -> None:  # type: ignore[misc]
+        lock = Path(path).with_name("~$" + Path(path).name)
+        if lock.exists():
+            raise WorkbookOpenError(
+                f"工作簿正在 Excel 中打开，请先关闭后重试：{Path(path).name} / "
+                f"the workbook is open in Excel; close it and try again: {path}"
+            )
+
+    @contextlib.contextmanager
+    def atomic_save(path: Path) -> Iterator[Path]:  # type: ignore[misc]
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{Path(path).stem}.", suffix=Path(path).suffix,
+                                        dir=Path(path).parent)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+try:
+    from plan_tracker.xlsxsafe import set_text_cell
+except ImportError:  # pragma: no cover - REPLACE with plan_tracker.xlsxsafe.set_text_cell
+
+    def set_text_cell(cell: Any, value: object) -> None:
+        """Local stand-in: a string cell that can never become a formula."""
+        text = "" if value is None else str(value)
+        cell.value = text
+        cell.data_type = "s"
+        if text.startswith(("=", "+", "-", "@", "\t", "\r", "\n")):
+            cell.quotePrefix = True
+
+
+BACKUPS_KEPT = 5
+
+_TITLE_FONT = Font(bold=True, size=14)
+_BLOCK_FONT = Font(bold=True, size=12, color="1F4E78")
+_NOTE_FONT = Font(italic=True, color="808080")
+_HEADER_FONT = Font(bold=True)
+_HEADER_FILL = PatternFill("solid", start_color="DDEBF7", end_color="DDEBF7")
+_HEADER_ALIGN = Alignment(wrap_text=True, vertical="center", horizontal="center")
+_THIN = Side(style="thin", color="BFBFBF")
+_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+_WRAP_TOP = Alignment(wrap_text=True, vertical="top")
+_BAR_COLOUR = "638EC6"
+
+
+@dataclass
+class RenderReport:
+    path: Path
+    tabs: list[str] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    backup: Path | None = None
+
+
+# --------------------------------------------------------------------------- preservation
+
+
+_LOSSY_PARTS = (
+    ("xl/slicers/", "切片器 slicers"),
+    ("xl/timelines/", "日程表 timelines"),
+    ("xl/threadedComments/", "线程批注 threaded comments"),
+    ("xl/ctrlProps/", "表单控件 form controls"),
+    ("xl/activeX/", "ActiveX 控件 ActiveX controls"),
+    ("xl/model/", "数据模型 data model"),
+)
+_SHEET_REL = re.compile(r'<sheet [^>]*name="([^"]+)"[^>]*r:id="([^"]+)"')
+
+
+def preservation_warnings(path: Path, owned: Sequence[str] = (DASHBOARD, *TOOL_TABS)) -> list[str]:
+    """Parts of the workbook that openpyxl would not carry over, named for the coordinator.
+
+    Read from the package itself (openpyxl cannot report what it does not read): Excel
+    extensions (``extLst``: sparklines, newer conditional formats), shapes in drawings, and
+    part types openpyxl drops, on sheets the tool does not own.
+    """
+    found: list[str] = []
+    try:
+        with zipfile.ZipFile(path) as package:
+            names = package.namelist()
+            workbook = package.read("xl/workbook.xml").decode("utf-8", "replace")
+            rels = package.read("xl/_rels/workbook.xml.rels").decode("utf-8", "replace")
+            targets = dict(re.findall(r'Id="([^"]+)"[^>]*Target="([^"]+)"', rels))
+            targets.update({k: v for v, k in re.findall(r'Target="([^"]+)"[^>]*Id="([^"]+)"', rels)})
+            for sheet, rid in _SHEET_REL.findall(workbook):
+                if sheet in owned or rid not in targets:
+                    continue
+                part = targets[rid].lstrip("/")
+                part = part if part.startswith("xl/") else f"xl/{part}"
+                if part not in names:
+                    continue
+                xml = package.read(part).decode("utf-8", "replace")
+                if "<extLst" in xml:
+                    found.append(f"工作表“{sheet}”含 Excel 扩展（迷你图、新式条件格式等）/ sheet "
+                                 f"{sheet!r} has Excel extensions (sparklines, newer formats)")
+                if "<controls" in xml:
+                    found.append(f"工作表“{sheet}”含控件 / sheet {sheet!r} has controls")
+            for name in names:
+                if name.startswith("xl/drawings/drawing") and name.endswith(".xml"):
+                    xml = package.read(name).decode("utf-8", "replace")
+                    if "<xdr:sp>" in xml or "<xdr:sp " in xml or "<xdr:grpSp" in xml:
+                        found.append(f"绘图 {name} 含形状 / drawing {name} has shapes")
+            for prefix, label in _LOSSY_PARTS:
+                if any(n.startswith(prefix) for n in names):
+                    found.append(f"工作簿含{label} / workbook has {label.split(' ', 1)[1]}")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return found
+    return found
+
+
+# --------------------------------------------------------------------------- writing cells
+
+
+def _write_value(ws: Worksheet, row: int, col: int, value: Any) -> Any:
+    cell = ws.cell(row=row, column=col)
+    if value is None:
+        return cell
+    if isinstance(value, str):
+        set_text_cell(cell, value)
+    else:
+        cell.value = value
+    return cell
+
+
+def _write_block(ws: Worksheet, placement: BlockPlacement) -> None:
+    block = placement.block
+    title = _write_value(ws, placement.title_row, placement.first_col, block.title)
+    title.font = _BLOCK_FONT
+    for i, column in enumerate(block.columns):
+        cell = _write_value(ws, placement.header_row, placement.first_col + i, column.header())
+        cell.font, cell.fill, cell.alignment, cell.border = (
+            _HEADER_FONT, _HEADER_FILL, _HEADER_ALIGN, _BORDER,
+        )
+    if not block.rows:
+        _write_value(ws, placement.first_row, placement.first_col, block.empty_text).font = _NOTE_FONT
+        return
+    wrap_columns = {i for i, c in enumerate(block.columns) if c.width >= 30 and c.kind == "text"}
+    for r, row in enumerate(block.rows):
+        sheet_row = placement.first_row + r
+        for i, column in enumerate(block.columns):
+            cell = _write_value(ws, sheet_row, placement.first_col + i, row[i])
+            cell.border = _BORDER
+            fmt = cell_number_format(block, row, column)
+            if fmt and row[i] is not None and not isinstance(row[i], str):
+                cell.number_format = fmt
+            if i in wrap_columns:
+                cell.alignment = _WRAP_TOP
+    _conditional_formats(ws, placement)
+
+
+def _conditional_formats(ws: Worksheet, placement: BlockPlacement) -> None:
+    block = placement.block
+    first, last = placement.first_row, placement.last_row
+    if block.status_column and block.status_colours:
+        letter = get_column_letter(placement.first_col + block.index(block.status_column))
+        area = f"{letter}{first}:{letter}{last}"
+        for text, colour in block.status_colours.items():
+            fill = PatternFill("solid", start_color=colour, end_color=colour, bgColor=colour)
+            quoted = '"' + text.replace('"', '""') + '"'
+            ws.conditional_formatting.add(area, CellIsRule(operator="equal", formula=[quoted], fill=fill))
+    for key in block.bar_columns:
+        letter = get_column_letter(placement.first_col + block.index(key))
+        ws.conditional_formatting.add(
+            f"{letter}{first}:{letter}{last}",
+            DataBarRule(start_type="num", start_value=0, end_type="num", end_value=1,
+                        color=_BAR_COLOUR, showValue=True),
+        )
+
+
+def _add_chart(ws: Worksheet, placement: ChartPlacement, lay: Layout) -> None:
+    spec = placement.chart
+    source = lay.block(spec.block)
+    block = source.block
+    start, stop = spec.rows or (0, len(block.rows))
+    if stop <= start:
+        return
+    first, last = source.data_rows(start, stop)
+    chart = BarChart() if spec.kind == "bar" else LineChart()
+    if spec.kind == "bar":
+        chart.type = "col"
+        chart.grouping = "clustered"
+    chart.title = spec.title
+    chart.y_axis.title = spec.y_title or None
+    chart.x_axis.title = spec.x_title or None
+    # openpyxl ≥ 3.1 hides axes unless told otherwise; LibreOffice and Excel then draw none.
+    chart.x_axis.delete = False
+    chart.y_axis.delete = False
+    chart.width, chart.height = spec.width_cm, spec.height_cm
+    for series in spec.series:
+        col = source.first_col + block.index(series.column)
+        values = Reference(ws, min_col=col, min_row=first, max_row=last)
+        item = ChartSeries(values, title=series.title)
+        if spec.kind == "line":
+            item.smooth = False
+            if series.dashed:
+                item.graphicalProperties.line.dashStyle = "dash"
+        chart.series.append(item)
+    cat_col = source.first_col + block.index(spec.category_column)
+    chart.set_categories(Reference(ws, min_col=cat_col, min_row=first, max_row=last))
+    ws.add_chart(chart, f"{get_column_letter(placement.col)}{placement.row}")
+
+
+def _print_setup(ws: Worksheet, lay: Layout, tab: Tab) -> None:
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.gridLines = False
+    if tab.origin_row == 1 and lay.blocks:
+        header = lay.blocks[0].header_row
+        ws.print_title_rows = f"{header}:{header}"
+
+
+def _fill_tab(ws: Worksheet, tab: Tab) -> int:
+    lay = layout(tab)
+    _write_value(ws, lay.title_row, 1, tab.title).font = _TITLE_FONT
+    for row, note in zip(lay.note_rows, tab.notes, strict=True):
+        _write_value(ws, row, 1, note).font = _NOTE_FONT
+    for placement in lay.blocks:
+        _write_block(ws, placement)
+    for index, width in enumerate(tab.column_widths(), start=1):
+        ws.column_dimensions[get_column_letter(index)].width = width
+    for placement in lay.charts:
+        _add_chart(ws, placement, lay)
+    if tab.freeze_header and lay.blocks:
+        ws.freeze_panes = f"A{lay.blocks[0].header_row + 1}"
+    _print_setup(ws, lay, tab)
+    return sum(len(p.block.rows) for p in lay.blocks)
+
+
+# --------------------------------------------------------------------------- the dashboard region
+
+
+def _clear_region(ws: Worksheet, first_row: int) -> None:
+    """Empty the tool's region of 总览: cells, merged cells, conditional formats, charts,
+    row heights; the shell's rows above it are not touched."""
+    for key in [k for k in ws._cells if k[0] >= first_row]:
+        del ws._cells[key]
+    for merged in list(ws.merged_cells.ranges):
+        if merged.max_row >= first_row:
+            ws.merged_cells.remove(merged)
+    for row in [r for r in ws.row_dimensions if r >= first_row]:
+        del ws.row_dimensions[row]
+    kept = type(ws.conditional_formatting)()
+    for area in ws.conditional_formatting:
+        if all(cell_range.min_row < first_row for cell_range in area.sqref.ranges):
+            for rule in area.rules:
+                kept.add(str(area.sqref), rule)
+    ws.conditional_formatting = kept
+    ws._charts = []
+    # The shell sets grouped widths (C:H); the region sets each column's own width, and two
+    # overlapping <col> ranges make Excel "repair" the file, so ranges are split first.
+    for letter in list(ws.column_dimensions):
+        dim = ws.column_dimensions[letter]
+        if dim.min and dim.max and dim.max > dim.min:
+            for index in range(dim.min, dim.max + 1):
+                single = ws.column_dimensions[get_column_letter(index)]
+                single.width = dim.width
+                single.min = single.max = index
+            dim.max = dim.min
+
+
+def _dashboard_sheet(wb: Workbook) -> Worksheet:
+    if DASHBOARD in wb.sheetnames:
+        return wb[DASHBOARD]
+    return wb.create_sheet(DASHBOARD, 0)
+
+
+def _replace_sheet(wb: Workbook, name: str, default_index: int) -> Worksheet:
+    if name in wb.sheetnames:
+        index = wb.sheetnames.index(name)
+        wb.remove(wb[name])
+    else:
+        index = min(default_index, len(wb.sheetnames))
+    return wb.create_sheet(name, index)
+
+
+def write_tabs(wb: Workbook, tabs: Sequence[Tab]) -> dict[str, int]:
+    """Write ``tabs`` into an open openpyxl workbook; returns data rows per tab."""
+    rows: dict[str, int] = {}
+    for tab in tabs:
+        if tab.name == DASHBOARD:
+            ws = _dashboard_sheet(wb)
+            _clear_region(ws, tab.origin_row)
+        else:
+            after = wb.sheetnames.index(DASHBOARD) + 1 if DASHBOARD in wb.sheetnames else 0
+            order = [t for t in TOOL_TABS if t in wb.sheetnames or t == tab.name]
+            position = after + order.index(tab.name) if tab.name in order else len(wb.sheetnames)
+            ws = _replace_sheet(wb, tab.name, position)
+        rows[tab.name] = _fill_tab(ws, tab)
+    return rows
+
+
+# --------------------------------------------------------------------------- the file
+
+
+def _backup(path: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S-%f")
+    target = folder / f"{path.stem}.{stamp}{path.suffix}"
+    shutil.copy2(path, target)
+    old = sorted(folder.glob(f"{path.stem}.*{path.suffix}"))
+    for stale in old[:-BACKUPS_KEPT]:
+        stale.unlink(missing_ok=True)
+    return target
+
+
+def render_tabs(path: Path, tabs: Sequence[Tab], *, backup_dir: Path | None = None) -> RenderReport:
+    """Write ``tabs`` into the closed workbook at ``path`` (which must exist), atomically.
+
+    Raises :class:`WorkbookOpenError` (and writes nothing) while Excel has it open.
+    """
+    path = Path(path)
+    check_not_open_in_excel(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"找不到工作簿 / workbook not found: {path}")
+    report = RenderReport(path=path)
+    report.warnings = preservation_warnings(path)
+    is_macro = path.suffix.lower() in (".xlsm", ".xltm")
+    wb = load_workbook(path, keep_vba=is_macro, keep_links=True, rich_text=True)
+    report.rows = write_tabs(wb, tabs)
+    report.tabs = [t.name for t in tabs]
+    if backup_dir is not None:
+        report.backup = _backup(path, backup_dir)
+    check_not_open_in_excel(path)  # it may have been opened while we were working
+    with atomic_save(path) as tmp:
+        wb.save(tmp)
+    return report
