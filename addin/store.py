@@ -1,4 +1,5 @@
-"""The system of record: a SQLite file in the project folder (``plan_tracker.sqlite``).
+"""The system of record: a SQLite file in the project folder (``plan_tracker.sqlite``), or a
+PostgreSQL database for shared deployments (``PLAN_TRACKER_DB=postgresql://…``).
 
 What it holds: catalogue versions, submissions (one per received file, with its validation
 problems), observations with provenance (submission, sheet, cell), the supersede history of
@@ -7,39 +8,45 @@ compare cheaply.
 
 Invariants the rest of the program relies on:
 
-* Observation values are never updated or deleted. A different value for the same
-  indicator and point in time (``2025-Q3`` ≡ ``2025-09``) is a new row; the old one gets
+* Observation values are never updated or deleted. A different value, state or note for the
+  same indicator and point in time (``2025-Q3`` ≡ ``2025-09``) is a new row; the old one gets
   ``superseded_at``/``superseded_by`` and stays queryable, and the audit log says
   "X → Y" naming both submissions.
 * Exactly one current row per (indicator, point): enforced by a partial unique index, not
   only by this module's code.
-* Every write runs inside :meth:`Store.transaction` (``BEGIN IMMEDIATE``, WAL): a crash
-  leaves the database as it was before the transaction, never half an import.
+* Every write runs inside :meth:`Store.transaction`, which first takes the database's write
+  lock (SQLite ``BEGIN IMMEDIATE``; PostgreSQL a transaction-level advisory lock), so
+  concurrent writers serialise and a crash leaves the database as it was before the
+  transaction, never half an import.
 * Every committed write bumps ``data_version`` (a table, so other processes see it too).
 
-The connection is made in one place (:func:`_connect`) and the schema is an ordered list of
-migrations counted by ``PRAGMA user_version``, so a PostgreSQL backend
-(``PLAN_TRACKER_DB=postgresql://…``) can replace those two pieces; the SQL otherwise avoids
-SQLite-only syntax where a portable form exists (``ON CONFLICT``, partial indexes,
-savepoints).
+Both backends share one :class:`Store` and ONE migration list; what differs between them (how
+to connect, placeholders, ``INTEGER PRIMARY KEY``, the write lock, the "did this transaction
+change anything" check, where the schema version is kept, named exclusive locks) lives in the
+two small dialect classes :class:`_SQLite` and :class:`_Postgres`. See docs/store.md.
 """
 
 from __future__ import annotations
 
+import functools
 import getpass
 import hashlib
 import json
 import math
 import os
+import re
 import secrets as _secrets
+import socket
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 import pandas as pd
 
@@ -47,6 +54,8 @@ from .periods import PeriodError, parse_period
 
 DB_FILE_NAME = "plan_tracker.sqlite"
 BUSY_TIMEOUT_MS = 10_000
+PG_CONNECT_TIMEOUT_S = 10
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 SUBMISSION_KINDS = ("template", "import")
 SUBMISSION_STATUSES = ("accepted", "rejected", "superseded", "pending")
@@ -109,8 +118,9 @@ PROBLEM_COLUMNS = [
 ]
 AUDIT_COLUMNS = ["audit_id", "at", "actor", "action", "message", "detail"]
 
-# Each entry is one schema version (index 0 → user_version 1). Append only: never edit a
-# released entry, because databases in the field have already run it.
+# Each entry is one schema version (index 0 → version 1). Append only: never edit a released
+# entry, because databases in the field have already run it. Written in SQLite's dialect;
+# _Postgres.ddl translates the few differences, so both backends run the same list.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         """CREATE TABLE data_version (
@@ -193,6 +203,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             updated_by TEXT NOT NULL
         )""",
     ),
+    (
+        # Who holds a named exclusive lock (Store.exclusive), so the one who must wait is
+        # told by whom. PostgreSQL keeps it here; SQLite keeps it in the lock file itself,
+        # so on SQLite this table stays empty.
+        """CREATE TABLE store_locks (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            acquired_at TEXT NOT NULL
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -201,9 +221,35 @@ class StoreError(Exception):
     """A store operation that cannot be done; the message says why and what to do."""
 
 
+class StoreBusy(StoreError):
+    """A named exclusive lock (:meth:`Store.exclusive`) is held by someone else."""
+
+    def __init__(self, name: str, holder: Mapping[str, Any] | None, waited: float) -> None:
+        self.name = name
+        self.holder = dict(holder) if holder else None
+        self.waited = waited
+        if self.holder:
+            who_zh = (f"{self.holder.get('user', '?')}（主机 {self.holder.get('host', '?')}，"
+                      f"进程 {self.holder.get('pid', '?')}，开始于 "
+                      f"{self.holder.get('started_at', '?')}）")
+            who_en = (f"{self.holder.get('user', '?')} on {self.holder.get('host', '?')} "
+                      f"(pid {self.holder.get('pid', '?')}, since "
+                      f"{self.holder.get('started_at', '?')})")
+        else:
+            who_zh, who_en = "另一个进程", "another process"
+        waited_zh = f"已等待 {waited:g} 秒，" if waited > 0 else ""
+        waited_en = f" (waited {waited:g} s)" if waited > 0 else ""
+        super().__init__(
+            f"“{name}” 正由 {who_zh} 执行，{waited_zh}请等其完成后再试 / "
+            f"“{name}” is already running, held by {who_en}{waited_en}: wait for it to "
+            "finish, then try again"
+        )
+
+
 @dataclass(frozen=True)
 class Change:
-    """A value that replaced a different earlier value for the same indicator and point."""
+    """A recording that replaced the current row of the same indicator and point because its
+    value/state or its note differs."""
 
     indicator_id: str
     period: str
@@ -215,9 +261,26 @@ class Change:
     new_text: str | None = None
     old_period: str = ""
     point: str = ""
+    old_note: str | None = None
+    new_note: str | None = None
+
+    @property
+    def value_changed(self) -> bool:
+        return (self.old_value, self.old_text) != (self.new_value, self.new_text)
+
+    @property
+    def note_changed(self) -> bool:
+        return self.old_note != self.new_note
 
     def describe(self) -> str:
-        return f"{_show(self.old_value, self.old_text)} → {_show(self.new_value, self.new_text)}"
+        parts = []
+        if self.value_changed or not self.note_changed:
+            parts.append(
+                f"{_show(self.old_value, self.old_text)} → {_show(self.new_value, self.new_text)}"
+            )
+        if self.note_changed:
+            parts.append(f"备注 / note: {_quoted(self.old_note)} → {_quoted(self.new_note)}")
+        return "; ".join(parts)
 
 
 @dataclass
@@ -225,6 +288,16 @@ class RecordSummary:
     inserted: int = 0
     changed: list[Change] = field(default_factory=list)
     unchanged: int = 0
+
+    @property
+    def value_changes(self) -> list[Change]:
+        """Corrections of the number or task state (a note may have changed with it)."""
+        return [change for change in self.changed if change.value_changed]
+
+    @property
+    def note_changes(self) -> list[Change]:
+        """Corrections of the note alone: same value/state, a different remark."""
+        return [change for change in self.changed if not change.value_changed]
 
 
 def default_actor() -> str:
@@ -260,6 +333,10 @@ def _show(value: float | None, text: str | None) -> str:
     return " / ".join(parts) if parts else "空/empty"
 
 
+def _quoted(note: str | None) -> str:
+    return "空/empty" if note is None else f'"{note}"'
+
+
 def _missing(value: Any) -> bool:
     if value is None:
         return True
@@ -291,74 +368,440 @@ def _number(value: Any, where: str) -> float | None:
     return number
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """The one place a connection is made (a PostgreSQL backend replaces this)."""
-    # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves, so the write lock is
-    # taken before the first read of a read-modify-write and no implicit transaction hides.
-    conn = sqlite3.connect(
-        str(path),
-        timeout=BUSY_TIMEOUT_MS / 1000,
-        isolation_level=None,
-        check_same_thread=False,
-    )
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
-        conn.close()
+# ---------------------------------------------------------------------------- named locks
+
+_LOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+
+
+def _holder_info(name: str) -> dict[str, Any]:
+    return {"name": name, "user": default_actor(), "host": socket.gethostname(),
+            "pid": os.getpid(), "started_at": utc_now()}
+
+
+class _NamedLock(Protocol):
+    def try_acquire(self, holder: Mapping[str, Any]) -> bool: ...
+    def holder(self) -> dict | None: ...
+    def close(self) -> None: ...
+
+
+class _FileLock:
+    """An OS lock on a file next to the database: ``flock`` on POSIX, ``msvcrt.locking`` on
+    Windows. The OS drops it when the process ends however it ends (even SIGKILL), so a
+    crashed consolidation never leaves a stale lock behind."""
+
+    # Windows' byte-range lock stops others reading the locked bytes, so the lock sits far
+    # past the holder text at the start of the file, which must stay readable.
+    _WINDOWS_LOCK_OFFSET = 1 << 20
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def try_acquire(self, holder: Mapping[str, Any]) -> bool:
+        if self._fd is None:
+            flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+            try:
+                self._fd = os.open(self.path, flags, 0o666)
+            except OSError as exc:
+                raise StoreError(
+                    f"无法创建锁文件 {self.path}：{exc.strerror}，请检查项目文件夹的写权限 / "
+                    f"cannot create lock file {self.path}: {exc}"
+                ) from exc
+        try:
+            if os.name == "nt":
+                import msvcrt
+
+                os.lseek(self._fd, self._WINDOWS_LOCK_OFFSET, os.SEEK_SET)
+                msvcrt.locking(self._fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held by another open file: another process or another Store
+            return False
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.write(self._fd, json.dumps(dict(holder), ensure_ascii=False).encode("utf-8"))
+        return True
+
+    def holder(self) -> dict | None:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+            found = json.loads(text) if text.strip() else None
+        except (OSError, ValueError):  # being rewritten right now: say "another process"
+            return None
+        return found if isinstance(found, dict) else None
+
+    def close(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        # Closing the descriptor releases the lock; the holder text is cleared first so a
+        # reader never names someone who has finished. The file itself stays: deleting it
+        # would let two processes lock two different files of the same name.
+        with suppress(OSError):
+            os.ftruncate(fd, 0)
+        os.close(fd)
+
+
+class _AdvisoryLock:
+    """A session-level ``pg_try_advisory_lock`` on a connection of its own: the server
+    drops it when that connection ends, including when the process is killed."""
+
+    def __init__(self, dialect: _Postgres, name: str) -> None:
+        self._dialect = dialect
+        self._name = name
+        self._key = dialect.lock_key("exclusive", name)
+        self._conn: Any = None
+
+    def try_acquire(self, holder: Mapping[str, Any]) -> bool:
+        if self._conn is None:
+            self._conn = self._dialect.connect()
+        got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (self._key,)).fetchone()[0]
+        if got:
+            self._conn.execute(
+                "INSERT INTO store_locks (name, holder, acquired_at) VALUES (%s, %s, %s)"
+                " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
+                " acquired_at = excluded.acquired_at",
+                (self._name, json.dumps(dict(holder), ensure_ascii=False), utc_now()),
+            )
+        return bool(got)
+
+    def holder(self) -> dict | None:
+        if self._conn is None:
+            return None
+        row = self._conn.execute(
+            "SELECT holder FROM store_locks WHERE name = %s", (self._name,)
+        ).fetchone()
+        found = json.loads(row[0]) if row else None
+        return found if isinstance(found, dict) else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            conn.close()  # ends the session, which releases the advisory lock
+
+
+# ---------------------------------------------------------------------------- dialects
+
+class _SQLite:
+    """The project-folder SQLite file (WAL, ``BEGIN IMMEDIATE``, ``PRAGMA user_version``)."""
+
+    name = "sqlite"
+    integrity_error: type[Exception] = sqlite3.IntegrityError
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if path.is_dir():
+            path = path / DB_FILE_NAME
+        if not path.parent.is_dir():
+            raise StoreError(f"文件夹不存在 / folder does not exist: {path.parent}")
+        self.path = path
+        self.location = str(path)
+
+    def connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves, so the write lock
+        # is taken before the first read of a read-modify-write and no implicit transaction
+        # hides.
+        try:
+            conn = sqlite3.connect(
+                str(self.path),
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"无法打开数据库 / cannot open database {self.path}: {exc}") from exc
+        if str(mode).lower() != "wal":
+            conn.close()
+            raise StoreError(
+                f"无法启用 WAL 日志（{mode}），项目文件夹可能在网络盘上 / cannot enable WAL "
+                f"journal ({mode}); put the project on a local disk: {self.path}"
+            )
+        # FULL: a committed import must survive a power cut, not only a process crash.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def sql(self, statement: str) -> str:
+        return statement
+
+    def ddl(self, statement: str) -> str:
+        return statement
+
+    def begin(self, conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(
+                f"数据库正被占用，请稍后再试 / database is busy, try again: {exc}"
+            ) from exc
+
+    def in_transaction(self, conn: sqlite3.Connection) -> bool:
+        return conn.in_transaction
+
+    def change_marker(self, conn: sqlite3.Connection) -> int:
+        return conn.total_changes
+
+    def changed_since(self, conn: sqlite3.Connection, marker: int) -> bool:
+        return conn.total_changes != marker
+
+    def read_version(self, conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def write_version(self, conn: sqlite3.Connection, version: int) -> None:
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+
+    def named_lock(self, name: str) -> _NamedLock:
+        return _FileLock(self.path.with_name(f"{self.path.name}.{name}.lock"))
+
+
+@functools.lru_cache(maxsize=1024)
+def _pg_placeholders(statement: str) -> str:
+    """``?`` → ``%s`` outside string literals; a literal ``%`` is doubled everywhere,
+    because psycopg reads ``%`` as a placeholder even inside quotes."""
+    parts = statement.replace("%", "%%").split("'")
+    parts[::2] = [part.replace("?", "%s") for part in parts[::2]]
+    return "'".join(parts)
+
+
+_PG_TYPES = (
+    # INTEGER PRIMARY KEY is SQLite's rowid alias; BY DEFAULT (not ALWAYS) because
+    # data_version inserts its single row with an explicit id.
+    (re.compile(r"\bINTEGER\s+PRIMARY\s+KEY\b", re.I),
+     "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"),
+    (re.compile(r"\bINTEGER\b", re.I), "BIGINT"),  # SQLite integers are 64-bit
+    (re.compile(r"\bREAL\b", re.I), "DOUBLE PRECISION"),  # SQLite REAL is 8 bytes, PG's 4
+    # Byte-wise text order and equality, as in SQLite, whatever the database's locale.
+    (re.compile(r"\bTEXT\b", re.I), 'TEXT COLLATE "C"'),
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _pg_ddl(statement: str) -> str:
+    parts = statement.split("'")
+    for pattern, replacement in _PG_TYPES:
+        parts[::2] = [pattern.sub(replacement, part) for part in parts[::2]]
+    return "'".join(parts)
+
+
+def _import_psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:
         raise StoreError(
-            f"无法启用 WAL 日志（{mode}），项目文件夹可能在网络盘上 / cannot enable WAL "
-            f"journal ({mode}); put the project on a local disk: {path}"
+            "使用 PostgreSQL 需要安装 psycopg：pip install \"plan-tracker[postgres]\" / "
+            "PostgreSQL needs psycopg: pip install \"plan-tracker[postgres]\" "
+            "(or pip install \"psycopg[binary]\")"
+        ) from exc
+    return psycopg
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = netloc[0].split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
+
+
+class _Postgres:
+    """A PostgreSQL database named by a ``postgresql://`` URL. Tables live in the
+    connection's current schema (``?options=-csearch_path%3Dname`` picks another), so several
+    projects can share one database."""
+
+    name = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.psycopg = _import_psycopg()
+        from psycopg.conninfo import conninfo_to_dict
+
+        self.integrity_error: type[Exception] = self.psycopg.IntegrityError
+        self.location = redact_url(url)
+        try:
+            self._params = conninfo_to_dict(url)
+        except self.psycopg.ProgrammingError as exc:
+            raise StoreError(
+                f"数据库地址无效 / invalid database URL {self.location}: {exc} — 格式 / "
+                "format: postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            ) from exc
+        self._params.setdefault("connect_timeout", str(PG_CONNECT_TIMEOUT_S))
+        self._params.setdefault("application_name", "plan-tracker")
+        self.schema: str | None = None
+
+    def connect(self) -> Any:
+        psycopg = self.psycopg
+        try:
+            # autocommit: like SQLite's isolation_level=None, we say BEGIN/COMMIT ourselves.
+            conn = psycopg.connect(**self._params, autocommit=True)
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise StoreError(
+                f"无法连接 PostgreSQL 数据库 {self.location}：{reason}。请检查 PLAN_TRACKER_DB"
+                f"（主机、端口、数据库、用户、密码）以及服务器是否在运行 / cannot connect to "
+                f"PostgreSQL at {self.location}: {reason} — check PLAN_TRACKER_DB (host, port, "
+                "database, user, password) and that the server is running"
+            ) from exc
+        try:
+            if conn.info.server_version < 130000:
+                raise StoreError(
+                    f"需要 PostgreSQL 13 或更新版本 / PostgreSQL 13 or newer is needed "
+                    f"(server is {conn.info.server_version}): {self.location}"
+                )
+            schema = conn.execute("SELECT current_schema()").fetchone()[0]
+            if schema is None:
+                raise StoreError(
+                    f"search_path 中没有可用的 schema，请先 CREATE SCHEMA 或修正 search_path / "
+                    f"no schema to create tables in (search_path names none that exists): "
+                    f"create it first or fix the URL's options: {self.location}"
+                )
+        except BaseException:
+            conn.close()
+            raise
+        self.schema = schema
+        return conn
+
+    def lock_key(self, purpose: str, name: str = "") -> int:
+        """A 64-bit advisory-lock key private to this schema, so two projects sharing one
+        database never wait for each other."""
+        digest = hashlib.blake2b(
+            f"plan-tracker\0{purpose}\0{self.schema}\0{name}".encode(), digest_size=8
+        ).digest()
+        return int.from_bytes(digest, "big", signed=True)
+
+    def sql(self, statement: str) -> str:
+        return _pg_placeholders(statement)
+
+    def ddl(self, statement: str) -> str:
+        return _pg_ddl(statement)
+
+    def begin(self, conn: Any) -> None:
+        conn.execute("BEGIN")
+        try:
+            # The equivalent of BEGIN IMMEDIATE: one writer at a time per schema, taken
+            # before the first read of a read-modify-write, released by COMMIT/ROLLBACK.
+            conn.execute(f"SET LOCAL lock_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self.lock_key("write"),))
+        except self.psycopg.errors.LockNotAvailable as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(
+                f"数据库正被占用，请稍后再试 / database is busy, try again: {exc}"
+            ) from exc
+        except BaseException:
+            with suppress(self.psycopg.Error):
+                conn.execute("ROLLBACK")
+            raise
+
+    def in_transaction(self, conn: Any) -> bool:
+        return conn.info.transaction_status != self.psycopg.pq.TransactionStatus.IDLE
+
+    def change_marker(self, conn: Any) -> None:
+        return None
+
+    def changed_since(self, conn: Any, marker: None) -> bool:
+        # A transaction gets an id at its first row write (not for reads or advisory locks),
+        # so "has an id" is exactly "changed something", like SQLite's total_changes.
+        return conn.execute("SELECT pg_current_xact_id_if_assigned()").fetchone()[0] is not None
+
+    def _version_table(self, conn: Any) -> str:
+        from psycopg import sql
+
+        return sql.Identifier(self.schema, "schema_version").as_string(conn)
+
+    def read_version(self, conn: Any) -> int:
+        table = self._version_table(conn)
+        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+            return 0
+        row = conn.execute(f"SELECT version FROM {table} WHERE id = 1").fetchone()
+        return int(row[0]) if row else 0
+
+    def write_version(self, conn: Any, version: int) -> None:
+        # Created on first use, inside the migration transaction (under the write lock), so
+        # two processes opening a fresh database cannot both create it.
+        table = self._version_table(conn)
+        conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {table} (id INTEGER PRIMARY KEY CHECK (id = 1),"
+            " version INTEGER NOT NULL)"
         )
-    # FULL: a committed import must survive a power cut, not only a process crash.
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    return conn
+        conn.execute(
+            f"INSERT INTO {table} (id, version) VALUES (1, %s)"
+            " ON CONFLICT (id) DO UPDATE SET version = excluded.version",
+            (int(version),),
+        )
+
+    def named_lock(self, name: str) -> _NamedLock:
+        return _AdvisoryLock(self, name)
+
+
+def _dialect_for(target: str | Path) -> _SQLite | _Postgres:
+    text = str(target).strip()
+    if text.lower().startswith(POSTGRES_SCHEMES):
+        return _Postgres(text)
+    return _SQLite(target)
 
 
 def open_store(sqlite_path: str | Path, env: Mapping[str, str] = os.environ) -> Store:
-    """Open the project's store, honouring ``PLAN_TRACKER_DB`` when it names another backend."""
+    """Open the project's store: the SQLite file in the project folder, unless
+    ``PLAN_TRACKER_DB`` names another (``sqlite:///PATH``) or a PostgreSQL database
+    (``postgresql://USER:PASSWORD@HOST:PORT/DATABASE``)."""
     url = env.get("PLAN_TRACKER_DB", "").strip()
-    if url and not url.startswith("sqlite:"):
-        raise StoreError(
-            f"尚不支持该数据库 / database backend not supported yet: {url.split('://')[0]}://… "
-            "— 请取消设置 PLAN_TRACKER_DB 以使用项目文件夹中的 SQLite / unset PLAN_TRACKER_DB "
-            "to use the SQLite file in the project folder"
-        )
+    if not url:
+        return Store.open(sqlite_path)
+    if url.lower().startswith(POSTGRES_SCHEMES):
+        return Store.open(url)
     if url.startswith("sqlite:///"):
-        sqlite_path = url[len("sqlite:///") :]
-    return Store.open(sqlite_path)
+        return Store.open(url[len("sqlite:///") :])
+    raise StoreError(
+        f"不支持该数据库 / database backend not supported: {url.split('://')[0]}://… — "
+        "PLAN_TRACKER_DB 可为 sqlite:///路径 或 postgresql://用户:密码@主机:端口/数据库，"
+        "或取消设置以使用项目文件夹中的 SQLite / use sqlite:///PATH or "
+        "postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or unset PLAN_TRACKER_DB to use the "
+        "SQLite file in the project folder"
+    )
 
 
 class Store:
     """The project's database. Open with :meth:`Store.open`; one object per process is enough
     (it is safe to share between threads: access is serialised by a lock)."""
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, dialect: _SQLite | _Postgres, conn: Any) -> None:
+        self._dialect = dialect
         self._conn = conn
-        self.path = path
         self._lock = threading.RLock()
         self._depth = 0
 
     # ------------------------------------------------------------------ lifecycle
     @classmethod
-    def open(cls, path: str | Path) -> Store:
-        """Open (creating if needed) the database file and bring its schema up to date."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / DB_FILE_NAME
-        if not path.parent.is_dir():
-            raise StoreError(f"文件夹不存在 / folder does not exist: {path.parent}")
-        try:
-            conn = _connect(path)
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"无法打开数据库 / cannot open database {path}: {exc}") from exc
-        store = cls(conn, path)
+    def open(cls, target: str | Path) -> Store:
+        """Open the store and bring its schema up to date: ``target`` is a SQLite file or
+        folder (created if needed), or a ``postgresql://`` URL."""
+        dialect = _dialect_for(target)
+        store = cls(dialect, dialect.connect())
         try:
             store._migrate(MIGRATIONS)
         except BaseException:
-            conn.close()
+            store._conn.close()
             raise
         return store
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._dialect.name
+
+    @property
+    def path(self) -> Path | None:
+        """The SQLite file (``None`` on PostgreSQL)."""
+        return getattr(self._dialect, "path", None)
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for messages: the file path or the URL without its password."""
+        return self._dialect.location
 
     def close(self) -> None:
         with self._lock:
@@ -375,26 +818,34 @@ class Store:
     @property
     def schema_version(self) -> int:
         with self._lock:
-            return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+            return self._dialect.read_version(self._conn)
 
     def _migrate(self, migrations: Sequence[Sequence[str]]) -> None:
         if self.schema_version > len(migrations):
             raise StoreError(
                 f"数据库版本 {self.schema_version} 比本程序新（{len(migrations)}），请升级 "
                 f"plan-tracker / database schema {self.schema_version} is newer than this "
-                f"program ({len(migrations)}): upgrade plan-tracker"
+                f"program ({len(migrations)}): upgrade plan-tracker ({self.location})"
             )
         while self.schema_version < len(migrations):
             # Re-read the version under the write lock: another process may have migrated
-            # between our check and BEGIN IMMEDIATE. One transaction per version, so a crash
-            # mid-migration leaves the previous version intact.
+            # between our check and taking the lock. One transaction per version, so a crash
+            # mid-migration leaves the previous version intact (DDL is transactional in both
+            # SQLite and PostgreSQL).
             with self.transaction() as conn:
-                version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+                version = self._dialect.read_version(conn)
                 if version >= len(migrations):
                     break
-                for statement in migrations[version]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {version + 1}")
+                try:
+                    for statement in migrations[version]:
+                        self._execute(self._dialect.ddl(statement))
+                except Exception as exc:
+                    raise StoreError(
+                        f"数据库结构升级到第 {version + 1} 版失败，数据库保持第 {version} 版 / "
+                        f"schema migration {version} → {version + 1} failed, the database "
+                        f"stays at {version} ({self.location}): {exc}"
+                    ) from exc
+                self._dialect.write_version(conn, version + 1)
                 self._write_audit(
                     "schema_migrated",
                     {"message": f"schema {version} → {version + 1}", "to": version + 1},
@@ -403,9 +854,10 @@ class Store:
 
     # ------------------------------------------------------------------ transactions
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction. Nested calls join the outer one (as a savepoint, so a failed
-        inner block undoes only itself if the caller catches the error)."""
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction (yields the backend's connection). Nested calls join the outer
+        one (as a savepoint, so a failed inner block undoes only itself if the caller
+        catches the error)."""
         with self._lock:
             if self._depth:
                 name = f"sp{self._depth}"
@@ -422,43 +874,88 @@ class Store:
                 finally:
                     self._depth -= 1
                 return
-            try:
-                self._conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreError(
-                    f"数据库正被占用，请稍后再试 / database is busy, try again: {exc}"
-                ) from exc
+            self._dialect.begin(self._conn)
             self._depth = 1
-            changes_before = self._conn.total_changes
             try:
+                marker = self._dialect.change_marker(self._conn)
                 yield self._conn
                 # A transaction that changed nothing leaves data_version alone, so caches
                 # are not invalidated by no-op calls (a re-import of identical values).
-                if self._conn.total_changes != changes_before:
-                    self._conn.execute("UPDATE data_version SET version = version + 1")
+                if self._dialect.changed_since(self._conn, marker):
+                    self._execute("UPDATE data_version SET version = version + 1")
                 self._conn.execute("COMMIT")
             except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                # A lost connection cannot roll back; the server (or SQLite's journal) does,
+                # and the caller must see the original error, not this one.
+                with suppress(Exception):
+                    if self._dialect.in_transaction(self._conn):
+                        self._conn.execute("ROLLBACK")
                 raise
             finally:
                 self._depth = 0
 
+    @contextmanager
+    def exclusive(self, name: str, *, wait: float = 0) -> Iterator[dict]:
+        """Run one named job at a time across processes and machines (e.g. ``"consolidate"``).
+
+        Waits up to ``wait`` seconds, then raises :class:`StoreBusy` naming who holds it
+        (user, host, pid, started_at). The lock is the OS's (SQLite: a file lock on
+        ``<database>.<name>.lock``) or the server's (PostgreSQL: an advisory lock), so it is
+        released when the holder ends, even by a crash. It does not block ordinary reads and
+        writes; those are serialised by :meth:`transaction`. Yields the holder record."""
+        if not isinstance(name, str) or not _LOCK_NAME.fullmatch(name):
+            raise StoreError(
+                f"锁名称无效 / invalid lock name {name!r}: letters, digits, '_', '-', '.'"
+            )
+        lock = self._dialect.named_lock(name)
+        holder = _holder_info(name)
+        started = time.monotonic()
+        try:
+            while not lock.try_acquire(holder):
+                waited = time.monotonic() - started
+                if waited >= wait:
+                    raise StoreBusy(name, lock.holder(), round(waited, 1) if wait > 0 else 0)
+                time.sleep(min(0.1, wait - waited))
+        except BaseException:
+            lock.close()
+            raise
+        try:
+            yield holder
+        finally:
+            lock.close()
+
     def data_version(self) -> int:
-        """Counter bumped by every committed write, by any process using this file."""
+        """Counter bumped by every committed write, by any process using this database."""
         with self._lock:
-            row = self._conn.execute("SELECT version FROM data_version WHERE id = 1").fetchone()
+            row = self._execute("SELECT version FROM data_version WHERE id = 1").fetchone()
         return int(row[0])
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    # One place where SQL meets the connection: statements are written with ``?`` and
+    # translated by the dialect.
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(self._dialect.sql(sql), tuple(params))
+
+    def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.cursor().executemany(self._dialect.sql(sql), rows)
+
+    def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        """Run an INSERT and return the new row's id (RETURNING works on both backends;
+        fetchall so SQLite's statement is finished before the next one)."""
+        return int(self._execute(sql + " RETURNING id", params).fetchall()[0][0])
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
-            cursor = self._conn.execute(sql, params)
-            cursor.row_factory = sqlite3.Row
-            return cursor.fetchall()
+            return [tuple(row) for row in self._execute(sql, params).fetchall()]
+
+    def _records(self, sql: str, params: Sequence[Any] = ()) -> list[dict]:
+        with self._lock:
+            cursor = self._execute(sql, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     # ------------------------------------------------------------------ audit
     def _write_audit(self, action: str, detail: Mapping[str, Any], *, actor: str) -> None:
-        self._conn.execute(
+        self._execute(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
             (utc_now(), actor, action, json.dumps(dict(detail), ensure_ascii=False, default=str)),
         )
@@ -469,7 +966,7 @@ class Store:
 
     def audit_log(self) -> pd.DataFrame:
         rows = []
-        for row in self._query("SELECT id, at, actor, action, detail FROM audit_log ORDER BY id"):
+        for row in self._records("SELECT id, at, actor, action, detail FROM audit_log ORDER BY id"):
             detail = json.loads(row["detail"])
             message = detail.get("message") if isinstance(detail, dict) else None
             rows.append(
@@ -481,18 +978,17 @@ class Store:
     # ------------------------------------------------------------------ catalogue
     def save_catalogue_version(self, csv_text: str, *, note: str = "", actor: str) -> int:
         digest = hashlib.sha256(csv_text.encode("utf-8")).hexdigest()
-        with self.transaction() as conn:
-            latest = conn.execute(
+        with self.transaction():
+            latest = self._execute(
                 "SELECT id, sha256 FROM catalogue_versions ORDER BY id DESC LIMIT 1"
             ).fetchone()
             if latest is not None and latest[1] == digest:
                 return int(latest[0])
-            cursor = conn.execute(
+            version_id = self._insert(
                 "INSERT INTO catalogue_versions (sha256, csv_text, note, created_at, created_by)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (digest, csv_text, note, utc_now(), actor),
             )
-            version_id = int(cursor.lastrowid)
             self._write_audit(
                 "catalogue_saved",
                 {"message": f"目录版本 / catalogue version {version_id}", "version": version_id,
@@ -502,15 +998,15 @@ class Store:
             return version_id
 
     def latest_catalogue_version(self) -> tuple[int, str] | None:
-        rows = self._query("SELECT id, csv_text FROM catalogue_versions ORDER BY id DESC LIMIT 1")
-        return (int(rows[0]["id"]), rows[0]["csv_text"]) if rows else None
+        rows = self._rows("SELECT id, csv_text FROM catalogue_versions ORDER BY id DESC LIMIT 1")
+        return (int(rows[0][0]), rows[0][1]) if rows else None
 
     def catalogue_versions(self) -> pd.DataFrame:
-        rows = self._query(
+        rows = self._rows(
             "SELECT id, sha256, note, created_at, created_by FROM catalogue_versions ORDER BY id"
         )
         return _frame(
-            [tuple(r) for r in rows],
+            rows,
             ["version_id", "sha256", "note", "created_at", "created_by"],
             ints=("version_id",),
         )
@@ -536,8 +1032,8 @@ class Store:
             raise StoreError(f"未知的提交类型 / unknown submission kind {kind!r}: {SUBMISSION_KINDS}")
         _check_status(status)
         canonical, point = _period_and_point(period)
-        with self.transaction() as conn:
-            cursor = conn.execute(
+        with self.transaction():
+            submission_id = self._insert(
                 "INSERT INTO submissions (file_name, sha256, department, period, point, kind,"
                 " status, received_at, decided_at, archive_path, template_id, created_by)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -547,7 +1043,6 @@ class Store:
                     _text(archive_path), _text(template_id), actor,
                 ),
             )
-            submission_id = int(cursor.lastrowid)
             self._insert_problems(submission_id, problems)
             self._write_audit(
                 "submission_added",
@@ -559,18 +1054,18 @@ class Store:
             return submission_id
 
     def get_submission(self, submission_id: int) -> dict | None:
-        rows = self._query(_SUBMISSION_SELECT + " WHERE s.id = ?", (submission_id,))
+        rows = self._rows(_SUBMISSION_SELECT + " WHERE s.id = ?", (submission_id,))
         return self._submission_dict(rows[0]) if rows else None
 
     def find_submission_by_hash(self, sha256: str) -> dict | None:
         """The latest submission of a file with this content (``None`` if never seen)."""
-        rows = self._query(
+        rows = self._rows(
             _SUBMISSION_SELECT + " WHERE s.sha256 = ? ORDER BY s.id DESC LIMIT 1", (sha256,)
         )
         return self._submission_dict(rows[0]) if rows else None
 
-    def _submission_dict(self, row: sqlite3.Row) -> dict:
-        result = dict(zip(SUBMISSION_COLUMNS, tuple(row), strict=True))
+    def _submission_dict(self, row: tuple) -> dict:
+        result = dict(zip(SUBMISSION_COLUMNS, row, strict=True))
         result["problems"] = self.problems(result["submission_id"])
         return result
 
@@ -588,19 +1083,19 @@ class Store:
         (a re-validation's findings supersede the previous ones)."""
         _check_status(status)
         actor = actor or default_actor()
-        with self.transaction() as conn:
-            row = conn.execute(
+        with self.transaction():
+            row = self._execute(
                 "SELECT status FROM submissions WHERE id = ?", (submission_id,)
             ).fetchone()
             if row is None:
                 raise StoreError(f"没有该提交 / no submission #{submission_id}")
-            conn.execute(
+            self._execute(
                 "UPDATE submissions SET status = ?, decided_at = COALESCE(?, decided_at),"
                 " archive_path = COALESCE(?, archive_path) WHERE id = ?",
                 (status, _timestamp(decided_at), _text(archive_path), submission_id),
             )
             if problems is not None:
-                conn.execute("DELETE FROM problems WHERE submission_id = ?", (submission_id,))
+                self._execute("DELETE FROM problems WHERE submission_id = ?", (submission_id,))
                 self._insert_problems(submission_id, problems)
             self._write_audit(
                 "submission_status",
@@ -620,11 +1115,8 @@ class Store:
         if period is not None:
             sql += " AND s.point = ?"
             params.append(_period_and_point(period)[1])
-        rows = self._query(sql + " ORDER BY s.id", params)
-        return _frame(
-            [tuple(r) for r in rows], SUBMISSION_COLUMNS,
-            ints=("submission_id", "errors", "warnings"),
-        )
+        rows = self._rows(sql + " ORDER BY s.id", params)
+        return _frame(rows, SUBMISSION_COLUMNS, ints=("submission_id", "errors", "warnings"))
 
     # ------------------------------------------------------------------ problems
     def _insert_problems(self, submission_id: int, problems: Iterable[Mapping[str, Any]]) -> None:
@@ -644,12 +1136,12 @@ class Store:
         if not rows:
             return
         try:
-            self._conn.executemany(
+            self._executemany(
                 "INSERT INTO problems (submission_id, file, sheet, cell, code, message, hint,"
                 " severity, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        except sqlite3.IntegrityError as exc:
+        except self._dialect.integrity_error as exc:
             raise StoreError(f"没有该提交 / no submission #{submission_id}") from exc
 
     def add_problems(self, submission_id: int, problems: list[dict]) -> None:
@@ -657,17 +1149,16 @@ class Store:
             self._insert_problems(submission_id, problems)
 
     def problems(self, submission_id: int) -> list[dict]:
-        rows = self._query(
+        return self._records(
             "SELECT file, sheet, cell, code, message, hint, severity FROM problems"
             " WHERE submission_id = ? ORDER BY id",
             (submission_id,),
         )
-        return [dict(r) for r in rows]
 
     def open_problems(self) -> pd.DataFrame:
         """Problems still to be fixed: those of rejected submissions that no later accepted
         submission of the same department and point in time has replaced."""
-        rows = self._query(
+        rows = self._rows(
             """SELECT p.id, p.submission_id, COALESCE(p.file, s.file_name), p.sheet, p.cell,
                       p.code, p.message, p.hint, p.severity, s.department, s.period,
                       s.received_at
@@ -680,7 +1171,7 @@ class Store:
                        AND COALESCE(a.point, '') = COALESCE(s.point, ''))
                ORDER BY s.id, p.id"""
         )
-        return _frame([tuple(r) for r in rows], PROBLEM_COLUMNS, ints=("problem_id", "submission_id"))
+        return _frame(rows, PROBLEM_COLUMNS, ints=("problem_id", "submission_id"))
 
     # ------------------------------------------------------------------ observations
     def record_observations(
@@ -690,15 +1181,15 @@ class Store:
         submission_id: int | None,
         actor: str,
     ) -> RecordSummary:
-        """Record values; a different value for a point supersedes the current one (both
-        kept), an identical one is counted as unchanged. All or nothing."""
+        """Record values; a different value, task state or note for a point supersedes the
+        current row (both kept), an identical one is counted as unchanged. All or nothing."""
         records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else rows
         summary = RecordSummary()
         now = utc_now()
-        with self.transaction() as conn:
+        with self.transaction():
             default_department = None
             if submission_id is not None:
-                found = conn.execute(
+                found = self._execute(
                     "SELECT department FROM submissions WHERE id = ?", (submission_id,)
                 ).fetchone()
                 if found is None:
@@ -708,35 +1199,41 @@ class Store:
                 _observation(record, number, default_department)
                 for number, record in enumerate(records, start=1)
             ]
-            seen: dict[tuple[str, str], tuple[float | None, str | None]] = {}
+            seen: dict[tuple[str, str], tuple[float | None, str | None, str | None]] = {}
             for obs in batch:
                 key = (obs["indicator_id"], obs["point"])
-                if key in seen and seen[key] != (obs["value"], obs["value_text"]):
+                content = (obs["value"], obs["value_text"], obs["note"])
+                if key in seen and seen[key] != content:
+                    what_zh, what_en = (("备注", "notes") if seen[key][:2] == content[:2]
+                                        else ("值", "values"))
                     raise StoreError(
-                        f"同一批中 {key[0]} {obs['period']} 有两个不同的值（季度与其末月为同一时点）"
-                        f" / two different values for {key[0]} at {key[1]} in one batch"
+                        f"同一批中 {key[0]} {obs['period']} 有两个不同的{what_zh}（季度与其末月为同"
+                        f"一时点），请只保留一个 / two different {what_en} for {key[0]} at "
+                        f"{key[1]} in one batch (a quarter and its closing month are the same "
+                        "point): keep one"
                     )
-                seen[key] = (obs["value"], obs["value_text"])
+                seen[key] = content
             current = self._current_for({key[0] for key in seen})
             for obs in batch:
                 key = (obs["indicator_id"], obs["point"])
                 old = current.get(key)
-                if old is not None and (old["value"], old["value_text"]) == (
-                    obs["value"], obs["value_text"]
+                if old is not None and (old["value"], old["value_text"], old["note"]) == (
+                    obs["value"], obs["value_text"], obs["note"]
                 ):
                     summary.unchanged += 1
                     continue
                 if old is not None:
                     # Mark first: the partial unique index allows one current row per point.
-                    conn.execute(
+                    self._execute(
                         "UPDATE observations SET superseded_at = ? WHERE id = ?", (now, old["id"])
                     )
                 new_id = self._insert_observation(obs, submission_id, now, actor)
                 if old is None:
                     summary.inserted += 1
                 else:
-                    conn.execute(
-                        "UPDATE observations SET superseded_by = ? WHERE id = ?", (new_id, old["id"])
+                    self._execute(
+                        "UPDATE observations SET superseded_by = ? WHERE id = ?",
+                        (new_id, old["id"]),
                     )
                     change = Change(
                         indicator_id=obs["indicator_id"], period=obs["period"],
@@ -744,38 +1241,50 @@ class Store:
                         old_submission_id=old["submission_id"], new_submission_id=submission_id,
                         old_text=old["value_text"], new_text=obs["value_text"],
                         old_period=old["period"], point=obs["point"],
+                        old_note=old["note"], new_note=obs["note"],
                     )
                     summary.changed.append(change)
-                    self._write_audit(
-                        "observation_superseded",
-                        {"message": f"{change.indicator_id} {change.period}: value "
-                                    f"{change.describe()} (提交 / submission "
-                                    f"{_sub(change.old_submission_id)} → "
-                                    f"{_sub(change.new_submission_id)})",
-                         "indicator_id": change.indicator_id, "period": change.period,
-                         "point": change.point, "old_value": change.old_value,
-                         "new_value": change.new_value, "old_text": change.old_text,
-                         "new_text": change.new_text, "old_observation_id": old["id"],
-                         "new_observation_id": new_id,
-                         "old_submission_id": change.old_submission_id,
-                         "new_submission_id": change.new_submission_id,
-                         "old_recorded_by": old["recorded_by"],
-                         "old_recorded_at": old["recorded_at"]},
-                        actor=actor,
-                    )
+                    self._audit_change(change, old, new_id, actor)
                 current[key] = {**obs, "id": new_id, "submission_id": submission_id,
                                 "recorded_by": actor, "recorded_at": now}
             if summary.inserted or summary.changed:
+                notes_only = len(summary.note_changes)
                 self._write_audit(
                     "observations_recorded",
                     {"message": f"记录 / recorded: {summary.inserted} new, "
-                                f"{len(summary.changed)} changed, {summary.unchanged} unchanged"
+                                f"{len(summary.changed)} changed"
+                                f"{f' ({notes_only} note only)' if notes_only else ''}, "
+                                f"{summary.unchanged} unchanged"
                                 f" (提交 / submission {_sub(submission_id)})",
                      "submission_id": submission_id, "inserted": summary.inserted,
-                     "changed": len(summary.changed), "unchanged": summary.unchanged},
+                     "changed": len(summary.changed), "notes_changed": notes_only,
+                     "unchanged": summary.unchanged},
                     actor=actor,
                 )
         return summary
+
+    def _audit_change(self, change: Change, old: Mapping[str, Any], new_id: int,
+                      actor: str) -> None:
+        what = "value " if change.value_changed else ""
+        self._write_audit(
+            "observation_superseded",
+            {"message": f"{change.indicator_id} {change.period}: {what}{change.describe()} "
+                        f"(提交 / submission {_sub(change.old_submission_id)} → "
+                        f"{_sub(change.new_submission_id)})",
+             "indicator_id": change.indicator_id, "period": change.period,
+             "point": change.point,
+             "changed": [name for name, flag in (("value", change.value_changed),
+                                                 ("note", change.note_changed)) if flag],
+             "old_value": change.old_value, "new_value": change.new_value,
+             "old_text": change.old_text, "new_text": change.new_text,
+             "old_note": change.old_note, "new_note": change.new_note,
+             "old_observation_id": old["id"], "new_observation_id": new_id,
+             "old_submission_id": change.old_submission_id,
+             "new_submission_id": change.new_submission_id,
+             "old_recorded_by": old["recorded_by"],
+             "old_recorded_at": old["recorded_at"]},
+            actor=actor,
+        )
 
     def _current_for(self, indicator_ids: set[str]) -> dict[tuple[str, str], dict]:
         current: dict[tuple[str, str], dict] = {}
@@ -783,21 +1292,19 @@ class Store:
         # Chunked IN lists stay under SQLite's bound-parameter limit for huge batches.
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
-            cursor = self._conn.execute(
-                "SELECT id, indicator_id, point, period, value, value_text, submission_id,"
+            for row in self._records(
+                "SELECT id, indicator_id, point, period, value, value_text, note, submission_id,"
                 " recorded_by, recorded_at FROM observations WHERE superseded_at IS NULL"
                 f" AND indicator_id IN ({', '.join('?' * len(chunk))})",
                 chunk,
-            )
-            cursor.row_factory = sqlite3.Row
-            for row in cursor:
-                current[(row["indicator_id"], row["point"])] = dict(row)
+            ):
+                current[(row["indicator_id"], row["point"])] = row
         return current
 
     def _insert_observation(
         self, obs: dict, submission_id: int | None, now: str, actor: str
     ) -> int:
-        cursor = self._conn.execute(
+        return self._insert(
             "INSERT INTO observations (indicator_id, period, point, value, value_text, note,"
             " department, submission_id, sheet, cell, recorded_at, recorded_by)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -807,18 +1314,14 @@ class Store:
                 obs["sheet"], obs["cell"], now, actor,
             ),
         )
-        return int(cursor.lastrowid)
 
     def current_observations(self) -> pd.DataFrame:
         """One row per indicator and point: the value in force, with its provenance."""
-        rows = self._query(
+        rows = self._rows(
             f"SELECT {', '.join(OBSERVATION_COLUMNS)} FROM observations"
             " WHERE superseded_at IS NULL ORDER BY indicator_id, point"
         )
-        return _frame(
-            [tuple(r) for r in rows], OBSERVATION_COLUMNS,
-            floats=("value",), ints=("submission_id",),
-        )
+        return _frame(rows, OBSERVATION_COLUMNS, floats=("value",), ints=("submission_id",))
 
     def observation_history(
         self, indicator_id: str | None = None, period: str | None = None
@@ -839,9 +1342,9 @@ class Store:
         if period is not None:
             sql += " AND o.point = ?"
             params.append(_period_and_point(period)[1])
-        rows = self._query(sql + " ORDER BY o.indicator_id, o.point, o.id", params)
+        rows = self._rows(sql + " ORDER BY o.indicator_id, o.point, o.id", params)
         frame = _frame(
-            [tuple(r) for r in rows], HISTORY_COLUMNS, floats=("value",),
+            rows, HISTORY_COLUMNS, floats=("value",),
             ints=("observation_id", "submission_id", "superseded_by",
                   "superseded_by_submission_id"),
         )
@@ -850,15 +1353,15 @@ class Store:
 
     # ------------------------------------------------------------------ settings
     def get_setting(self, key: str, default: str | None = None) -> str | None:
-        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
-        return rows[0]["value"] if rows else default
+        rows = self._rows("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else default
 
     def set_setting(self, key: str, value: str, *, actor: str) -> None:
-        with self.transaction() as conn:
-            old = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        with self.transaction():
+            old = self._execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
             if old is not None and old[0] == value:
                 return
-            conn.execute(
+            self._execute(
                 "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
                 " updated_at = excluded.updated_at, updated_by = excluded.updated_by",
@@ -878,9 +1381,9 @@ class Store:
         """The project's template-signing key: made once, then the same for every process."""
         stored = self.get_setting(SECRET_SETTING)
         if stored is None:
-            with self.transaction() as conn:
+            with self.transaction():
                 # DO NOTHING: if another process created it first, theirs wins and we read it.
-                cursor = conn.execute(
+                cursor = self._execute(
                     "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?, ?, ?, ?)"
                     " ON CONFLICT (key) DO NOTHING",
                     (SECRET_SETTING, _secrets.token_bytes(32).hex(), utc_now(), default_actor()),
@@ -890,7 +1393,7 @@ class Store:
                         "secret_created", {"message": "模板签名密钥已生成 / template key created"},
                         actor=default_actor(),
                     )
-                stored = conn.execute(
+                stored = self._execute(
                     "SELECT value FROM settings WHERE key = ?", (SECRET_SETTING,)
                 ).fetchone()[0]
         return bytes.fromhex(stored)
