@@ -77,6 +77,7 @@ def shown(raw: object) -> str:
     if raw is None:
         return ""
     if isinstance(raw, float):
+        raw = float(raw)  # numpy floats print as np.float64(…)
         if math.isfinite(raw) and raw.is_integer() and abs(raw) < 1e15:
             return str(int(raw))
         return repr(raw)
