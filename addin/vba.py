@@ -84,20 +84,22 @@ def _compress_chunk(data: bytes) -> bytes:
             best_len = best_off = 0
             if pos > 0 and pos + 3 <= end:
                 # As MS-OVBA 2.4.1.3.19.4: nearest candidate first, longest match wins (ties
-                # keep the nearer one), and the length is capped only afterwards. Only the
-                # 3-byte hash chain and its cap differ from the spec's exhaustive search.
+                # keep the nearer one). Matches are capped at the token's maximum length while
+                # scanning, which keeps long runs linear; only tie-breaking between capped
+                # matches can differ from the spec's exhaustive search.
+                bit_count, max_len = _copy_token_layout(pos)
+                limit = min(max_len, end - pos)
                 for cand in reversed(chains.get(data[pos : pos + 3], [])[-_MAX_CANDIDATES:]):
                     length = 3
                     # Overlapping matches are allowed: the decompressor copies byte by byte.
-                    while pos + length < end and data[cand + length] == data[pos + length]:
+                    while length < limit and data[cand + length] == data[pos + length]:
                         length += 1
                     if length > best_len:
                         best_len, best_off = length, pos - cand
-                        if pos + length == end:
+                        if length == limit:
                             break
             if best_len >= 3:
-                bit_count, max_len = _copy_token_layout(pos)
-                best_len = min(best_len, max_len)
+                bit_count, _ = _copy_token_layout(pos)
                 token = ((best_off - 1) << (16 - bit_count)) | (best_len - 3)
                 out += struct.pack("<H", token)
                 flags |= 1 << bit
