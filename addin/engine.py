@@ -433,12 +433,16 @@ def required_pace(ind: Indicator, period: Period, facts: Facts) -> tuple[float |
 
 
 def outlook(ind: Indicator, period: Period, facts: Facts) -> float | None:
-    """The final year's value projected from the annual actuals (§6)."""
+    """The final year's value projected from the annual actuals (§6).
+
+    Actuals after the final year are not used: once the final year is past, its own actual is
+    the outlook, rather than a projection backwards from later years.
+    """
     if ind.rule in ("yoy_at_least", "task"):
         return None
     horizon = ind.horizon_year
     if ind.rule == "cumulative_at_least":
-        latest = _latest_annual(ind, facts, period.year, start=PLAN_START)
+        latest = _latest_annual(ind, facts, min(period.year, horizon), start=PLAN_START)
         if latest is None:
             return None
         year = latest[0]
@@ -449,11 +453,11 @@ def outlook(ind: Indicator, period: Period, facts: Facts) -> float | None:
     if ind.rule == "growth_at_least":
         source = facts.catalogue.get(ind.source)
         base = facts.annual(source, BASE_YEAR)
-        projected = _project(_annual_points(source, facts, period.year), horizon, source.is_money)
+        projected = _project(_annual_points(source, facts, min(period.year, horizon)), horizon, source.is_money)
         if base is None or projected is None or base <= 0 or projected <= 0:
             return None
         return ((projected / base) ** (1 / (horizon - BASE_YEAR)) - 1) * 100.0
-    return _project(_annual_points(ind, facts, period.year), horizon, ind.is_money)
+    return _project(_annual_points(ind, facts, min(period.year, horizon)), horizon, ind.is_money)
 
 
 def meets_final(ind: Indicator, value: float | None) -> bool | None:

@@ -119,7 +119,7 @@ def parse_period(text: object) -> Period:
             return _checked(Period(year))
         index = _CN_DIGITS.get(match.group(2)) if kind == "Q" else int(match.group(2))
         if kind == "M" and not 1 <= index <= 12:
-            raise PeriodError(f"月份超出范围 / month out of range: {text!r}")
+            raise PeriodError(f"期间的月份超出范围 / month out of range in period: {text!r}")
         return _checked(Period(year, kind, index))
     raise PeriodError(
         f"无法识别的期间 / unknown period: {text!r}（应为 2025、2025-Q3、2025-09、2025年9月、"
@@ -129,7 +129,7 @@ def parse_period(text: object) -> Period:
 
 def _checked(period: Period) -> Period:
     if not 1990 <= period.year <= 2100:
-        raise PeriodError(f"年份超出范围 / year out of range: {period.year}")
+        raise PeriodError(f"期间的年份超出范围 / year out of range in period: {period.year}")
     return period
 
 

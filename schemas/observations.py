@@ -103,6 +103,12 @@ def observation_schema(known_ids: list[str], computed_ids: list[str]) -> pa.Data
 
 
 _MESSAGES = {
+    # pandera names built-in checks by their operator, so both spellings are listed
+    "isin": ("unknown_indicator", "未知指标编号，用 plan-tracker indicators 查看 / unknown indicator id"),
+    "notin": (
+        "computed_indicator",
+        "该指标由其他指标自动计算，不接受填报值 / this indicator is computed, it takes no values",
+    ),
     "unknown_indicator": ("unknown_indicator", "未知指标编号，用 plan-tracker indicators 查看 / unknown indicator id"),
     "computed_indicator": (
         "computed_indicator",
