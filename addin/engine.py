@@ -78,6 +78,9 @@ class Thresholds:
         )
 
 
+DEFAULT_THRESHOLDS = Thresholds()
+
+
 @dataclass
 class GapResult:
     indicator_id: str
@@ -493,7 +496,7 @@ def evaluate_indicator(
     ind: Indicator,
     period: Period | None,
     facts: Facts,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
     today: date | None = None,
 ) -> GapResult:
     """Target, actual, gap, completion, schedule, status, pace and outlook of one indicator."""
@@ -660,7 +663,7 @@ def evaluate(
     observations: pd.DataFrame | Facts | None,
     period: str | Period | None = None,
     indicator_ids: Iterable[str] | None = None,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
     today: date | None = None,
 ) -> list[GapResult]:
     """Evaluate indicators for a period (each its default period when ``period`` is None)."""

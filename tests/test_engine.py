@@ -30,10 +30,10 @@ def facts(*rows):
     return Facts(CATALOGUE, frame)
 
 
-def result(ind_id, period, *rows, thresholds=Thresholds(), today=None):
+def result(ind_id, period, *rows, thresholds=None, today=None):
     ind = CATALOGUE.get(ind_id)
     asked = parse_period(period) if period else None
-    return evaluate_indicator(ind, asked, facts(*rows), thresholds, today)
+    return evaluate_indicator(ind, asked, facts(*rows), thresholds or Thresholds(), today)
 
 
 def close(a, b, tol=1e-9):
