@@ -396,6 +396,7 @@ class _FileLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._held = False
 
     def try_acquire(self, holder: Mapping[str, Any]) -> bool:
         if self._fd is None:
@@ -419,6 +420,7 @@ class _FileLock:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:  # held by another open file: another process or another Store
             return False
+        self._held = True
         os.ftruncate(self._fd, 0)
         os.lseek(self._fd, 0, os.SEEK_SET)
         os.write(self._fd, json.dumps(dict(holder), ensure_ascii=False).encode("utf-8"))
@@ -436,11 +438,14 @@ class _FileLock:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        # Closing the descriptor releases the lock; the holder text is cleared first so a
-        # reader never names someone who has finished. The file itself stays: deleting it
-        # would let two processes lock two different files of the same name.
-        with suppress(OSError):
-            os.ftruncate(fd, 0)
+        # Closing the descriptor releases the lock. The holder (only the holder: a failed
+        # attempt must not erase the holder's name) clears its text first, so a reader never
+        # names someone who has finished. The file itself stays: deleting it would let two
+        # processes lock two different files of the same name.
+        if self._held:
+            self._held = False
+            with suppress(OSError):
+                os.ftruncate(fd, 0)
         os.close(fd)
 
 
@@ -511,7 +516,7 @@ class _SQLite:
                 check_same_thread=False,
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = self._enable_wal(conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"无法打开数据库 / cannot open database {self.path}: {exc}") from exc
         if str(mode).lower() != "wal":
@@ -524,6 +529,20 @@ class _SQLite:
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> str:
+        # Switching a new file to WAL needs an exclusive lock and SQLite does not call its
+        # busy handler for it: several processes opening a new project at once get
+        # "database is locked" at once, so retry for as long as a write would wait.
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def sql(self, statement: str) -> str:
         return statement
@@ -713,10 +732,19 @@ class _Postgres:
         return sql.Identifier(self.schema, "schema_version").as_string(conn)
 
     def read_version(self, conn: Any) -> int:
-        table = self._version_table(conn)
-        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
+        # A plain query on pg_class, not to_regclass(): the latter answers from the backend's
+        # catalog cache, which an advisory lock does not refresh, so a process that waited
+        # for another's migration would still see "no table" and migrate again.
+        exists = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = 'schema_version')",
+            (self.schema,),
+        ).fetchone()[0]
+        if not exists:
             return 0
-        row = conn.execute(f"SELECT version FROM {table} WHERE id = 1").fetchone()
+        row = conn.execute(
+            f"SELECT version FROM {self._version_table(conn)} WHERE id = 1"
+        ).fetchone()
         return int(row[0]) if row else 0
 
     def write_version(self, conn: Any, version: int) -> None:
