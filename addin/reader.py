@@ -333,16 +333,18 @@ def _read(result: SubmissionRead, secret: bytes, catalogue: Catalogue) -> None:
     inspect_file(result.path)
     scans, percent_styles = scan_workbook(result.path)
     result.openable = True
-    try:
-        workbook = calamine.CalamineWorkbook.from_path(str(result.path))
-    except Exception as exc:  # calamine raises its own error types for damaged parts
-        result.openable = False
-        raise HostileFile("corrupt-file", f"{type(exc).__name__}: {exc}") from exc
-    try:
-        payload = _check_metadata(result, workbook, scans, secret, catalogue)
-        _read_form(result, workbook, scans, percent_styles, payload, catalogue)
-    finally:
-        workbook.close()
+    # From a file object, not a path: calamine cannot open names that are not valid UTF-8.
+    with result.path.open("rb") as handle:
+        try:
+            workbook = calamine.CalamineWorkbook.from_filelike(handle)
+        except Exception as exc:  # calamine raises its own error types for damaged parts
+            result.openable = False
+            raise HostileFile("corrupt-file", f"{type(exc).__name__}: {exc}") from exc
+        try:
+            payload = _check_metadata(result, workbook, scans, secret, catalogue)
+            _read_form(result, workbook, scans, percent_styles, payload, catalogue)
+        finally:
+            workbook.close()
 
 
 def _check_metadata(result, workbook, scans, secret, catalogue) -> dict:

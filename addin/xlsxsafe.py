@@ -225,7 +225,7 @@ def _zip_kind(archive: zipfile.ZipFile, members: dict[str, int]) -> str:
     content_types = {
         el.get("ContentType", "") for el in types.iter() if el.tag in (f"{CT_NS}Override", f"{CT_NS}Default")
     }
-    if "xl/vbaProject.bin" in {n.lower() for n in names} or XLSM_MAIN in content_types:
+    if any(n.lower().endswith("vbaproject.bin") for n in names) or XLSM_MAIN in content_types:
         return "启用宏的工作簿 (.xlsm) / macro-enabled workbook"
     if any("macroEnabled" in ct or "vbaProject" in ct for ct in content_types):
         return "启用宏的工作簿 (.xlsm) / macro-enabled workbook"
