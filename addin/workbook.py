@@ -135,6 +135,15 @@ def atomic_save(path: Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates the file private (0600); give it the mode the old file had, or the
+        # ordinary default for a new file, so the workbook stays readable by others.
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         try:
             os.replace(tmp, path)
         except PermissionError as exc:  # Windows: the target is open in Excel

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -239,6 +240,20 @@ def test_atomic_save_replaces_only_on_success(tmp_path: Path) -> None:
         raise RuntimeError("boom")
     assert target.read_bytes() == b"new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["book.xlsm"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_atomic_save_keeps_file_mode(tmp_path: Path) -> None:
+    fresh = tmp_path / "fresh.xlsm"
+    with atomic_save(fresh) as tmp:
+        tmp.write_bytes(b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~umask
+    fresh.chmod(0o640)
+    with atomic_save(fresh) as tmp:
+        tmp.write_bytes(b"y")
+    assert fresh.stat().st_mode & 0o777 == 0o640
 
 
 def test_build_refuses_when_open_and_keeps_file(tmp_path: Path, udf_dir: Path) -> None:
