@@ -10,13 +10,19 @@
 # run. Stop it with:  bash scripts/start-postgres.sh --stop
 #
 # Settings (environment): PLAN_TRACKER_PG_ROOT (default /tmp/plan-tracker-pg),
-# PLAN_TRACKER_PG_PORT (first port to try, default 54329), PYTHON (default python3).
+# PLAN_TRACKER_PG_PORT (first port to try, default 54329), PYTHON (the tests' interpreter,
+# for the psycopg check: default the repo's .venv/bin/python, else python3).
 set -u
 
 ROOT=${PLAN_TRACKER_PG_ROOT:-/tmp/plan-tracker-pg}
 DATA=$ROOT/data
 LOG=$ROOT/server.log
 FIRST_PORT=${PLAN_TRACKER_PG_PORT:-54329}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# The interpreter that will run the tests: the repo's virtualenv (scripts/test.sh) if any.
+if [ -z "${PYTHON:-}" ] && [ -x "$HERE/../.venv/bin/python" ]; then
+    PYTHON=$HERE/../.venv/bin/python
+fi
 PYTHON=${PYTHON:-python3}
 DB=plan_tracker_test
 DB_USER=plan
@@ -90,7 +96,7 @@ fi
 if ! "$PYTHON" -c "import psycopg" >/dev/null 2>&1; then
     say "installing psycopg[binary] ..."
     "$PYTHON" -m pip install -q "psycopg[binary]>=3.1" </dev/null >&2 \
-        || say "pip install psycopg[binary] failed: the PostgreSQL tests will fail to connect"
+        || say "pip install psycopg[binary] into $PYTHON failed: install it (pip install -e '.[test]') or the PostgreSQL tests will fail"
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -100,14 +106,33 @@ mkdir -p "$ROOT" || give_up "cannot create $ROOT"
 [ "$IS_ROOT" = 1 ] && chown postgres: "$ROOT"
 chmod 700 "$ROOT"
 
+# Our server is running when the pid in its pid file is a live postgres process (a pid
+# reused by something else after a kill does not count) and it answers on its port.
+# /proc, not ps: minimal images have no procps.
+live_postgres_in() {  # FILE whose first line is a pid
+    local pid
+    pid=$(head -n 1 "$1" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ] || return 1
+    # A killed postmaster nobody has reaped yet is a zombie: dead for our purposes.
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}
+our_server_pid() { live_postgres_in "$DATA/postmaster.pid"; }
 running=0
-if [ -f "$DATA/postmaster.pid" ] && [ -f "$ROOT/port" ] \
-    && as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1; then
+if our_server_pid && [ -f "$ROOT/port" ] && server_up "$(cat "$ROOT/port")"; then
     PORT=$(cat "$ROOT/port")
-    server_up "$PORT" && running=1
+    running=1
 fi
 
 if [ "$running" = 0 ]; then
+    if our_server_pid; then  # ours but not answering: restart it
+        as_owner "$BINDIR/pg_ctl" -D "$DATA" -m fast -w -t 30 stop >&2 || true
+    fi
+    # A pid file or socket lock file left by a killed server would stop a new one starting
+    # (postgres itself takes a zombie's pid for a live server).
+    our_server_pid || rm -f "$DATA/postmaster.pid"
+    for lock in "$ROOT"/.s.PGSQL.*.lock; do
+        [ -e "$lock" ] && ! live_postgres_in "$lock" && rm -f "$lock" "${lock%.lock}"
+    done
     if [ ! -f "$DATA/PG_VERSION" ]; then
         rm -rf "$DATA"
         # trust over the socket (only the owner can reach $ROOT), passwords over TCP, as a
@@ -116,8 +141,6 @@ if [ "$running" = 0 ]; then
             --auth-host=scram-sha-256 --encoding=UTF8 --locale=C.UTF-8 >"$ROOT/initdb.log" 2>&1 \
             || give_up "initdb failed: $(tail -n 5 "$ROOT/initdb.log" 2>/dev/null)"
     fi
-    # A stale pid file from a killed server would stop pg_ctl from starting a new one.
-    as_owner "$BINDIR/pg_ctl" -D "$DATA" status >/dev/null 2>&1 || rm -f "$DATA/postmaster.pid"
     PORT=""
     for candidate in $(seq "$FIRST_PORT" $((FIRST_PORT + 20))); do
         if ! port_in_use "$candidate"; then PORT=$candidate; break; fi
