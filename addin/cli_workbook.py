@@ -34,7 +34,7 @@ def consolidate_command(
     """汇总 / consolidate: read the inbox, compute every target and write the tabs into the master workbook."""
     from plan_tracker.cli import _project
     from plan_tracker.consolidate import consolidate
-    from plan_tracker.render import WorkbookOpenError
+    from plan_tracker.workbook import WorkbookOpenError
     from rich.console import Console
 
     console = Console()

@@ -24,13 +24,10 @@ and not at all while Excel has it open (its ``~$`` lock file is there).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
-import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,46 +60,8 @@ __all__ = [
     "write_tabs",
 ]
 
-try:  # the shared guard, when the workbook module is there (issue #4 part 2)
-    from plan_tracker.workbook import WorkbookOpenError, atomic_save, check_not_open_in_excel
-except ImportError:  # pragma: no cover - only before plan_tracker.workbook exists
-
-    class WorkbookOpenError(RuntimeError):  # type: ignore[no-redef]
-        """The workbook is open in Excel (its lock file exists)."""
-
-    def check_not_open_in_excel(path: Path) -> None:  # type: ignore[misc]
-        lock = Path(path).with_name("~$" + Path(path).name)
-        if lock.exists():
-            raise WorkbookOpenError(
-                f"工作簿正在 Excel 中打开，请先关闭后重试：{Path(path).name} / "
-                f"the workbook is open in Excel; close it and try again: {path}"
-            )
-
-    @contextlib.contextmanager
-    def atomic_save(path: Path) -> Iterator[Path]:  # type: ignore[misc]
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{Path(path).stem}.", suffix=Path(path).suffix,
-                                        dir=Path(path).parent)
-        os.close(fd)
-        tmp = Path(tmp_name)
-        try:
-            yield tmp
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-try:
-    from plan_tracker.xlsxsafe import set_text_cell
-except ImportError:  # pragma: no cover - REPLACE with plan_tracker.xlsxsafe.set_text_cell
-
-    def set_text_cell(cell: Any, value: object) -> None:
-        """Local stand-in: a string cell that can never become a formula."""
-        text = "" if value is None else str(value)
-        cell.value = text
-        cell.data_type = "s"
-        if text.startswith(("=", "+", "-", "@", "\t", "\r", "\n")):
-            cell.quotePrefix = True
-
+from plan_tracker.workbook import WorkbookOpenError, atomic_save, check_not_open_in_excel
+from plan_tracker.xlsxsafe import set_text_cell
 
 BACKUPS_KEPT = 5
 

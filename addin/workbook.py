@@ -433,7 +433,8 @@ def build_workbook(
 
         title = wb.add_format({"bold": True, "font_size": 16})
         label = wb.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1})
-        entry = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "locked": False})
+        # Text format: Excel would otherwise turn a typed 2025-09 into a date.
+        entry = wb.add_format({"bg_color": "#FFF2CC", "border": 1, "locked": False, "num_format": "@"})
         muted = wb.add_format({"font_color": "#808080", "italic": True})
         wrap = wb.add_format({"text_wrap": True, "valign": "top", "font_color": "#808080"})
         bold = wb.add_format({"bold": True})
