@@ -550,6 +550,11 @@ class _SQLite:
     def ddl(self, statement: str) -> str:
         return statement
 
+    def insert_many(self, conn: sqlite3.Connection, sql: str,
+                    rows: Sequence[Sequence[Any]]) -> list[int]:
+        # In-process calls are cheap; sqlite3's executemany cannot return rows.
+        return [int(conn.execute(sql, tuple(row)).fetchall()[0][0]) for row in rows]
+
     def begin(self, conn: sqlite3.Connection) -> None:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -697,6 +702,18 @@ class _Postgres:
 
     def ddl(self, statement: str) -> str:
         return _pg_ddl(statement)
+
+    def insert_many(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        if not rows:
+            return []
+        # One pipeline for the whole list instead of a round trip per row.
+        cursor = conn.cursor()
+        cursor.executemany(sql, rows, returning=True)
+        ids = []
+        while True:
+            ids.append(int(cursor.fetchone()[0]))
+            if not cursor.nextset():
+                return ids
 
     def begin(self, conn: Any) -> None:
         conn.execute("BEGIN")
@@ -983,9 +1000,18 @@ class Store:
 
     # ------------------------------------------------------------------ audit
     def _write_audit(self, action: str, detail: Mapping[str, Any], *, actor: str) -> None:
-        self._execute(
+        self._write_audits(action, [detail], actor=actor)
+
+    def _write_audits(
+        self, action: str, details: Sequence[Mapping[str, Any]], *, actor: str
+    ) -> None:
+        if not details:
+            return
+        at = utc_now()
+        self._executemany(
             "INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)",
-            (utc_now(), actor, action, json.dumps(dict(detail), ensure_ascii=False, default=str)),
+            [(at, actor, action, json.dumps(dict(detail), ensure_ascii=False, default=str))
+             for detail in details],
         )
 
     def audit(self, action: str, detail: dict, *, actor: str) -> None:
@@ -1242,6 +1268,9 @@ class Store:
                     )
                 seen[key] = content
             current = self._current_for({key[0] for key in seen})
+            # Decide every row first, then write in bulk: on PostgreSQL each statement is a
+            # network round trip, and executemany sends a whole list in one pipeline.
+            writes: list[tuple[dict, dict | None]] = []
             for obs in batch:
                 key = (obs["indicator_id"], obs["point"])
                 old = current.get(key)
@@ -1250,31 +1279,40 @@ class Store:
                 ):
                     summary.unchanged += 1
                     continue
-                if old is not None:
-                    # Mark first: the partial unique index allows one current row per point.
-                    self._execute(
-                        "UPDATE observations SET superseded_at = ? WHERE id = ?", (now, old["id"])
-                    )
-                new_id = self._insert_observation(obs, submission_id, now, actor)
+                writes.append((obs, old))
+                # A later row of the batch for the same point compares with this one (the
+                # batch check above made them identical, so it counts as unchanged).
+                current[key] = {**obs, "id": None, "submission_id": submission_id,
+                                "recorded_by": actor, "recorded_at": now}
+            superseded = [(now, old["id"]) for _, old in writes if old is not None]
+            if superseded:
+                # Mark first: the partial unique index allows one current row per point.
+                self._executemany(
+                    "UPDATE observations SET superseded_at = ? WHERE id = ?", superseded
+                )
+            links, audits = [], []
+            new_ids = self._insert_observations([obs for obs, _ in writes], submission_id,
+                                                now, actor)
+            for (obs, old), new_id in zip(writes, new_ids, strict=True):
                 if old is None:
                     summary.inserted += 1
-                else:
-                    self._execute(
-                        "UPDATE observations SET superseded_by = ? WHERE id = ?",
-                        (new_id, old["id"]),
-                    )
-                    change = Change(
-                        indicator_id=obs["indicator_id"], period=obs["period"],
-                        old_value=old["value"], new_value=obs["value"],
-                        old_submission_id=old["submission_id"], new_submission_id=submission_id,
-                        old_text=old["value_text"], new_text=obs["value_text"],
-                        old_period=old["period"], point=obs["point"],
-                        old_note=old["note"], new_note=obs["note"],
-                    )
-                    summary.changed.append(change)
-                    self._audit_change(change, old, new_id, actor)
-                current[key] = {**obs, "id": new_id, "submission_id": submission_id,
-                                "recorded_by": actor, "recorded_at": now}
+                    continue
+                links.append((new_id, old["id"]))
+                change = Change(
+                    indicator_id=obs["indicator_id"], period=obs["period"],
+                    old_value=old["value"], new_value=obs["value"],
+                    old_submission_id=old["submission_id"], new_submission_id=submission_id,
+                    old_text=old["value_text"], new_text=obs["value_text"],
+                    old_period=old["period"], point=obs["point"],
+                    old_note=old["note"], new_note=obs["note"],
+                )
+                summary.changed.append(change)
+                audits.append(_change_audit(change, old, new_id))
+            if links:
+                self._executemany(
+                    "UPDATE observations SET superseded_by = ? WHERE id = ?", links
+                )
+            self._write_audits("observation_superseded", audits, actor=actor)
             if summary.inserted or summary.changed:
                 notes_only = len(summary.note_changes)
                 self._write_audit(
@@ -1291,29 +1329,6 @@ class Store:
                 )
         return summary
 
-    def _audit_change(self, change: Change, old: Mapping[str, Any], new_id: int,
-                      actor: str) -> None:
-        what = "value " if change.value_changed else ""
-        self._write_audit(
-            "observation_superseded",
-            {"message": f"{change.indicator_id} {change.period}: {what}{change.describe()} "
-                        f"(提交 / submission {_sub(change.old_submission_id)} → "
-                        f"{_sub(change.new_submission_id)})",
-             "indicator_id": change.indicator_id, "period": change.period,
-             "point": change.point,
-             "changed": [name for name, flag in (("value", change.value_changed),
-                                                 ("note", change.note_changed)) if flag],
-             "old_value": change.old_value, "new_value": change.new_value,
-             "old_text": change.old_text, "new_text": change.new_text,
-             "old_note": change.old_note, "new_note": change.new_note,
-             "old_observation_id": old["id"], "new_observation_id": new_id,
-             "old_submission_id": change.old_submission_id,
-             "new_submission_id": change.new_submission_id,
-             "old_recorded_by": old["recorded_by"],
-             "old_recorded_at": old["recorded_at"]},
-            actor=actor,
-        )
-
     def _current_for(self, indicator_ids: set[str]) -> dict[tuple[str, str], dict]:
         current: dict[tuple[str, str], dict] = {}
         ids = sorted(indicator_ids)
@@ -1329,18 +1344,23 @@ class Store:
                 current[(row["indicator_id"], row["point"])] = row
         return current
 
-    def _insert_observation(
-        self, obs: dict, submission_id: int | None, now: str, actor: str
-    ) -> int:
-        return self._insert(
-            "INSERT INTO observations (indicator_id, period, point, value, value_text, note,"
-            " department, submission_id, sheet, cell, recorded_at, recorded_by)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                obs["indicator_id"], obs["period"], obs["point"], obs["value"],
-                obs["value_text"], obs["note"], obs["department"], submission_id,
-                obs["sheet"], obs["cell"], now, actor,
+    def _insert_observations(
+        self, batch: Sequence[dict], submission_id: int | None, now: str, actor: str
+    ) -> list[int]:
+        """Insert rows in order and return their ids, in the same order."""
+        return self._dialect.insert_many(
+            self._conn,
+            self._dialect.sql(
+                "INSERT INTO observations (indicator_id, period, point, value, value_text, note,"
+                " department, submission_id, sheet, cell, recorded_at, recorded_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
             ),
+            [
+                (obs["indicator_id"], obs["period"], obs["point"], obs["value"],
+                 obs["value_text"], obs["note"], obs["department"], submission_id,
+                 obs["sheet"], obs["cell"], now, actor)
+                for obs in batch
+            ],
         )
 
     def current_observations(self) -> pd.DataFrame:
@@ -1434,6 +1454,25 @@ _SUBMISSION_SELECT = (
     " (SELECT COUNT(*) FROM problems p WHERE p.submission_id = s.id AND p.severity = 'warning')"
     " FROM submissions s"
 )
+
+
+def _change_audit(change: Change, old: Mapping[str, Any], new_id: int) -> dict[str, Any]:
+    what = "value " if change.value_changed else ""
+    return {
+        "message": f"{change.indicator_id} {change.period}: {what}{change.describe()} "
+                   f"(提交 / submission {_sub(change.old_submission_id)} → "
+                   f"{_sub(change.new_submission_id)})",
+        "indicator_id": change.indicator_id, "period": change.period, "point": change.point,
+        "changed": [name for name, flag in (("value", change.value_changed),
+                                            ("note", change.note_changed)) if flag],
+        "old_value": change.old_value, "new_value": change.new_value,
+        "old_text": change.old_text, "new_text": change.new_text,
+        "old_note": change.old_note, "new_note": change.new_note,
+        "old_observation_id": old["id"], "new_observation_id": new_id,
+        "old_submission_id": change.old_submission_id,
+        "new_submission_id": change.new_submission_id,
+        "old_recorded_by": old["recorded_by"], "old_recorded_at": old["recorded_at"],
+    }
 
 
 def _sub(submission_id: int | None) -> str:
