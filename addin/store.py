@@ -1274,8 +1274,11 @@ class Store:
             for obs in batch:
                 key = (obs["indicator_id"], obs["point"])
                 old = current.get(key)
-                if old is not None and (old["value"], old["value_text"], old["note"]) == (
-                    obs["value"], obs["value_text"], obs["note"]
+                # A row that brings no note does not correct the note: a statistics re-import
+                # without remarks must not push the departments' remarks out of view.
+                same_note = obs["note"] is None or old is not None and old["note"] == obs["note"]
+                if old is not None and same_note and (old["value"], old["value_text"]) == (
+                    obs["value"], obs["value_text"]
                 ):
                     summary.unchanged += 1
                     continue

@@ -73,8 +73,8 @@ def test_find_project_without_a_store_says_what_to_do(tmp_path: Path) -> None:
 
 def test_open_store_refuses_a_backend_it_does_not_have(tmp_path: Path, monkeypatch) -> None:
     project = init_project(tmp_path)
-    monkeypatch.setenv("PLAN_TRACKER_DB", "postgresql://db/plan")
-    with pytest.raises(StoreError, match="not supported yet"):
+    monkeypatch.setenv("PLAN_TRACKER_DB", "mysql://db/plan")
+    with pytest.raises(StoreError, match="not supported"):
         project.open_store()
     monkeypatch.delenv("PLAN_TRACKER_DB")
     assert isinstance(project, Project)

@@ -332,12 +332,17 @@ def test_value_and_note_changed_together_and_a_cleared_note(store: Store) -> Non
     assert change.describe() == '100 → 120; 备注 / note: "初报" → "复核后"'
     message = store.audit_log().query("action == 'observation_superseded'").iloc[-1]["message"]
     assert message.startswith('K1 2025: value 100 → 120; 备注 / note: "初报" → "复核后"')
-    # A blank remark in a newer file clears the note; the old one stays in the history.
-    [cleared] = store.record_observations([_obs("K1", "2025", 120, note="  ")],
-                                          submission_id=None, actor="a").changed
-    assert cleared.describe() == '备注 / note: "复核后" → 空/empty'
-    assert store.current_observations()["note"].tolist() == [None]
-    assert store.observation_history("K1")["note"].tolist() == ["初报", "复核后", None]
+    # A row with no remark does not correct the remark (a statistics re-import without
+    # notes must not push the departments' notes out of view): nothing changes.
+    summary = store.record_observations([_obs("K1", "2025", 120, note="  ")],
+                                        submission_id=None, actor="a")
+    assert summary.changed == [] and summary.unchanged == 1
+    assert store.current_observations()["note"].tolist() == ["复核后"]
+    assert store.observation_history("K1")["note"].tolist() == ["初报", "复核后"]
+    # A new value without a remark is a correction, and the new row has no note.
+    [change] = store.record_observations([_obs("K1", "2025", 125)], submission_id=None,
+                                         actor="a").changed
+    assert change.value_changed and store.current_observations()["note"].tolist() == [None]
 
 
 def test_two_notes_for_one_point_in_one_batch_are_refused(store: Store) -> None:
