@@ -20,6 +20,7 @@ indicator and period by the context itself.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 import os
@@ -130,7 +131,7 @@ def resolve_project(
     return _found(None, {}, cwd)
 
 
-_PROJECTS: dict[tuple, Project] = {}
+_PROJECTS: dict[tuple, tuple[Project, str]] = {}
 
 
 def _found(explicit: Path | None, env: Mapping[str, str], cwd: Path | None) -> Project:
@@ -138,11 +139,11 @@ def _found(explicit: Path | None, env: Mapping[str, str], cwd: Path | None) -> P
     # times for the same folder, so remember the answer while its store file still exists.
     home = env.get("PLAN_TRACKER_HOME", "").strip()
     key = (explicit, home, cwd if cwd is not None else os.getcwd())
-    project = _PROJECTS.get(key)
-    if project is not None and project.store_path.is_file():
-        return project
+    known = _PROJECTS.get(key)
+    if known is not None and os.path.isfile(known[1]):
+        return known[0]
     project = find_project(explicit, env=env, cwd=cwd)
-    _PROJECTS[key] = project
+    _PROJECTS[key] = (project, str(project.store_path))
     return project
 
 
@@ -154,6 +155,8 @@ class _Watch:
     """A read connection to one project's store and the context built at its last stamp."""
 
     store: Store
+    store_file: str
+    catalogue_file: str
     file_id: tuple[int, int]
     stamp: tuple | None = None
     context: PlanContext | None = None
@@ -163,14 +166,18 @@ _WATCHES: dict[Path, _Watch] = {}
 _LOCK = threading.RLock()
 
 
-def _file_id(path: Path) -> tuple[int, int]:
-    stat = path.stat()
+def _file_id(path: str) -> tuple[int, int]:
+    # With PLAN_TRACKER_DB pointing elsewhere (PostgreSQL) the folder's file may be absent.
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return (0, 0)
     return (stat.st_dev, stat.st_ino)
 
 
-def _catalogue_stamp(project: Project) -> tuple:
+def _catalogue_stamp(path: str) -> tuple:
     try:
-        stat = service.project_catalogue_path(project).stat()
+        stat = os.stat(path)
     except FileNotFoundError:
         return (None,)
     return (stat.st_mtime_ns, stat.st_size)
@@ -181,16 +188,21 @@ def context_for(project: Project) -> PlanContext:
     ``data_version`` or the catalogue file changed since the last call."""
     with _LOCK:
         watch = _WATCHES.get(project.root)
-        file_id = _file_id(project.store_path)
-        if watch is not None and watch.file_id != file_id:
+        if watch is not None and _file_id(watch.store_file) != watch.file_id:
             # The store file was replaced (restored from a backup): the old connection
             # would keep reading the old file.
             watch.store.close()
             watch = None
         if watch is None:
-            watch = _Watch(store=project.open_store(), file_id=file_id)
+            store_file = str(project.store_path)
+            watch = _Watch(
+                store=project.open_store(),
+                store_file=store_file,
+                catalogue_file=str(service.project_catalogue_path(project)),
+                file_id=_file_id(store_file),
+            )
             _WATCHES[project.root] = watch
-        stamp = (watch.store.data_version(), _catalogue_stamp(project))
+        stamp = (watch.store.data_version(), _catalogue_stamp(watch.catalogue_file))
         if watch.context is None or stamp != watch.stamp:
             watch.context = service.load_context(project)
             watch.stamp = stamp
@@ -229,6 +241,14 @@ def _period_text(period: object) -> str | None | CellError:
         return None
     if isinstance(period, dt.datetime | dt.date):
         period = f"{period.year}-{period.month:02d}"
+    if isinstance(period, str | int | float):
+        return _canonical_period(period)
+    return _canonical_period.__wrapped__(period)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_period(period: object) -> str | CellError:
+    # A sheet repeats the same few periods thousands of times: parse each once.
     try:
         return str(parse_period(period))
     except PeriodError as exc:
