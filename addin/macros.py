@@ -205,6 +205,11 @@ def _summary(period: str | None, counts: Counter, written: dict[str, int], extra
 # --------------------------------------------------------------------------- macros
 
 
+def _failed(reporter: _Reporter, message: str, started: float) -> MacroResult:
+    reporter.done(message)
+    return MacroResult(ok=False, message=message, seconds=time.perf_counter() - started)
+
+
 def _rebuild(book: xw.Book, *, intake: bool) -> MacroResult:
     started = time.perf_counter()
     reporter = _Reporter(book)
@@ -220,9 +225,10 @@ def _rebuild(book: xw.Book, *, intake: bool) -> MacroResult:
                 tabs = build_tabs(ctx, store, period, ctx.catalogue)
             written = write_tabs(book, tabs, reporter.progress)
     except (MacroProblem, PeriodError, StoreError) as exc:
-        message = f"未完成 / not done: {exc}"
-        reporter.done(message)
-        return MacroResult(ok=False, message=message, seconds=time.perf_counter() - started)
+        return _failed(reporter, f"未完成 / not done: {exc}", started)
+    except Exception as exc:  # noqa: BLE001 - the coordinator gets a message, the log the traceback
+        log.exception("macro failed")
+        return _failed(reporter, f"未完成，内部错误（详见日志）/ internal error: {type(exc).__name__}: {exc}", started)
     seconds = time.perf_counter() - started
     message = _summary(period, counts, written, extra, seconds)
     reporter.done(message)
@@ -264,9 +270,10 @@ def generate_templates(book: xw.Book | None = None) -> MacroResult:
         reporter.progress("生成模板 / writing templates …")
         paths = templates.generate_templates(project, period)
     except (MacroProblem, PeriodError, StoreError, ValueError) as exc:
-        message = f"未完成 / not done: {exc}"
-        reporter.done(message)
-        return MacroResult(ok=False, message=message, seconds=time.perf_counter() - started)
+        return _failed(reporter, f"未完成 / not done: {exc}", started)
+    except Exception as exc:  # noqa: BLE001 - the coordinator gets a message, the log the traceback
+        log.exception("macro failed")
+        return _failed(reporter, f"未完成，内部错误（详见日志）/ internal error: {type(exc).__name__}: {exc}", started)
     seconds = time.perf_counter() - started
     folder = paths[0].parent if paths else project.templates
     message = (
