@@ -283,3 +283,15 @@ def test_generate_templates_macro_writes_files_for_the_period(runtime, project):
     assert result.files and all(Path(p).is_file() and p.suffix == ".xlsx" for p in result.files)
     assert all(project.templates in Path(p).parents for p in result.files)
     assert [a["func"] for a in actions] == ["alert"]
+
+
+def test_consolidate_runs_the_intake_on_the_inbox(runtime, project):
+    """A file in the inbox is taken in by the button (here rejected: not a template) and
+    kept in rejected/, as plan-tracker consolidate would do."""
+    pytest.importorskip("plan_tracker.intake")
+    (project.inbox / "随便一个文件.txt").write_text("not a template", encoding="utf-8")
+    actions = run_script(runtime, "consolidate", book_payload())
+    alert = next(a for a in actions if a["func"] == "alert")["args"][0]
+    assert "退回 1" in alert
+    assert not list(project.inbox.iterdir())
+    assert any("随便一个文件" in p.name for p in project.rejected.rglob("*"))
