@@ -6,7 +6,6 @@ xlwings Server calls it (``custom_scripts_call``), and the actions the add-in wo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from pathlib import Path
 
@@ -31,29 +30,6 @@ P1_TASK_CHAIN_LEADER,2025-09,推进中,工信局,=HYPERLINK("http://x")
 """
 
 
-@contextlib.contextmanager
-def pro_engines():
-    """xlwings registers its remote/officejs engines only if the licence key is set when
-    xlwings is first imported; in a test session something may import it earlier. Register
-    them as xlwings' own ``__init__`` does, and unregister what we added afterwards."""
-    import xlwings
-    from xlwings.main import Engine
-    from xlwings.pro import _xlofficejs, _xlremote
-
-    added = []
-    for impl in (_xlremote.engine, _xlofficejs.engine):
-        if impl.name not in xlwings.engines.engines_by_name:
-            engine = Engine(impl=impl)
-            xlwings.engines.add(engine)
-            added.append(engine)
-    try:
-        yield
-    finally:
-        for engine in added:
-            xlwings.engines.engines.remove(engine)
-            xlwings.engines.engines_by_name.pop(engine.name, None)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     base = tmp_path_factory.mktemp("scripts")
@@ -74,8 +50,7 @@ def runtime(project):
         import xlwings.server
         from plan_tracker import scripts
 
-        with pro_engines():
-            yield xlwings.server, scripts
+        yield xlwings.server, scripts
 
 
 def sheet_payload(name: str, values: list[list[object]]) -> dict:

@@ -5,7 +5,6 @@ Office.js add-in calls them, and compared with what ``plan-tracker gap`` prints.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -55,29 +54,6 @@ def project(tmp_path_factory):
     core.reset_cache()
 
 
-@contextlib.contextmanager
-def pro_engines():
-    """xlwings registers its remote/officejs engines only if the licence key is set when
-    xlwings is first imported; in a test session something may import it earlier. Register
-    them as xlwings' own ``__init__`` does, and unregister what we added afterwards."""
-    import xlwings
-    from xlwings.main import Engine
-    from xlwings.pro import _xlofficejs, _xlremote
-
-    added = []
-    for impl in (_xlremote.engine, _xlofficejs.engine):
-        if impl.name not in xlwings.engines.engines_by_name:
-            engine = Engine(impl=impl)
-            xlwings.engines.add(engine)
-            added.append(engine)
-    try:
-        yield
-    finally:
-        for engine in added:
-            xlwings.engines.engines.remove(engine)
-            xlwings.engines.engines_by_name.pop(engine.name, None)
-
-
 SERVER_ENV = {
     "XLWINGS_PROJECT_DIR": str(SERVER_DIR),
     "XLWINGS_LICENSE_KEY": "noncommercial",
@@ -102,11 +78,10 @@ def client(project):
             mp.setenv(key, value)
         mp.setenv("PLAN_TRACKER_HOME", str(project.root))
         try:
-            with pro_engines():
-                import xlwings_server.main
+            import xlwings_server.main
 
-                with TestClient(xlwings_server.main.main_app) as test_client:
-                    yield test_client
+            with TestClient(xlwings_server.main.main_app) as test_client:
+                yield test_client
         finally:
             for name in set(sys.modules) - before:
                 if name.startswith(("xlwings_server", "custom_functions", "custom_scripts")):

@@ -9,7 +9,6 @@ store and period, for every indicator of the catalogue.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import textwrap
@@ -288,31 +287,7 @@ def server_runtime():
         import xlwings.server
         from plan_tracker.udfs import server as plan_server
 
-        with pro_engines():
-            yield xlwings.server, plan_server
-
-
-@contextlib.contextmanager
-def pro_engines():
-    """xlwings registers its remote/officejs engines only if the licence key is set when
-    xlwings is first imported; in a test session something may import it earlier. Register
-    them as xlwings' own ``__init__`` does, and unregister what we added afterwards."""
-    import xlwings
-    from xlwings.main import Engine
-    from xlwings.pro import _xlofficejs, _xlremote
-
-    added = []
-    for impl in (_xlremote.engine, _xlofficejs.engine):
-        if impl.name not in xlwings.engines.engines_by_name:
-            engine = Engine(impl=impl)
-            xlwings.engines.add(engine)
-            added.append(engine)
-    try:
-        yield
-    finally:
-        for engine in added:
-            xlwings.engines.engines.remove(engine)
-            xlwings.engines.engines_by_name.pop(engine.name, None)
+        yield xlwings.server, plan_server
 
 
 def office_call(func_name: str, *args: object, runtime: str = "1.4") -> dict:
