@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import openpyxl
+from openpyxl.cell.cell import MergedCell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils.cell import coordinate_from_string
@@ -35,7 +36,9 @@ def write_feedback(src: Path, problems: list[Problem], dest: Path, *, openable: 
     if openable:
         try:
             workbook = openpyxl.load_workbook(src, rich_text=False)
-        except Exception as exc:  # openpyxl cannot open every file calamine can
+            _neutralise(workbook)
+            _annotate(workbook, problems)
+        except Exception as exc:  # openpyxl cannot open (or mark) every file calamine reads
             workbook, note = None, f"原文件无法用于标注（{type(exc).__name__}），原样保存在 rejected/ 中"
     if workbook is None:
         workbook = openpyxl.Workbook()
@@ -43,8 +46,6 @@ def write_feedback(src: Path, problems: list[Problem], dest: Path, *, openable: 
         note = note or "原文件无法打开或不安全，未做标注；原文件原样保存在 rejected/ 中"
         result = workbook.active
     else:
-        _neutralise(workbook)
-        _annotate(workbook, problems)
         result = workbook.create_sheet(RESULT_SHEET, 0)
     _result_sheet(result, problems, file, note)
     for ws in workbook.worksheets:
@@ -53,7 +54,14 @@ def write_feedback(src: Path, problems: list[Problem], dest: Path, *, openable: 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.stem}.{os.getpid()}.partial.xlsx")
     try:
-        workbook.save(tmp)
+        try:
+            workbook.save(tmp)
+        except Exception:
+            if not openable:
+                raise
+            # Whatever in the department's file openpyxl cannot write back, the list of
+            # problems must still reach them.
+            return write_feedback(src, problems, dest, openable=False, file=file)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -80,12 +88,22 @@ def _annotate(workbook: openpyxl.Workbook, problems: list[Problem]) -> None:
                 continue
             by_cell.setdefault((p.sheet, p.cell), []).append(p)
     for (sheet, ref), found in by_cell.items():
-        cell = workbook[sheet][ref]
+        cell = _anchor(workbook[sheet], ref)
         cell.fill = ERROR_FILL if any(p.is_error for p in found) else WARNING_FILL
         text = "\n".join(f"[{p.code}] {p.message}\n处理：{p.hint}" for p in found)
         comment = Comment(text[:30000], "plan-tracker")
         comment.width, comment.height = 320, 160
         cell.comment = comment
+
+
+def _anchor(ws, ref: str):
+    """The cell to mark: a merged area is marked on its top-left cell (the one that shows)."""
+    cell = ws[ref]
+    if isinstance(cell, MergedCell):
+        for merged in ws.merged_cells.ranges:
+            if ref in merged:
+                return ws.cell(merged.min_row, merged.min_col)
+    return cell
 
 
 def _result_sheet(ws, problems: list[Problem], file: str, note: str) -> None:
