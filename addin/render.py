@@ -28,6 +28,7 @@ import re
 import shutil
 import zipfile
 from collections.abc import Sequence
+from copy import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,9 @@ _THIN = Side(style="thin", color="BFBFBF")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 _WRAP_TOP = Alignment(wrap_text=True, vertical="top")
 _BAR_COLOUR = "638EC6"
+#: Header cells hold two lines (中文 / English); LibreOffice does not grow a row for wrapped
+#: text on load, so without an explicit height the two lines overlap in a PDF.
+HEADER_ROW_HEIGHT = 30.0
 
 
 @dataclass
@@ -144,8 +148,43 @@ def preservation_warnings(path: Path, owned: Sequence[str] = (DASHBOARD, *TOOL_T
 # --------------------------------------------------------------------------- writing cells
 
 
-def _write_value(ws: Worksheet, row: int, col: int, value: Any) -> Any:
+class _Styles:
+    """Each distinct cell style of the tabs, built once per workbook and then copied.
+
+    Setting ``cell.font``/``fill``/``border``/``alignment`` hashes the style object into
+    the workbook's style lists on every cell; at 500 files that was 3.9 s of a 6.4 s render
+    (14.7 s of 20.5 s on a workbook that already had the tabs). A style array copied from
+    the first cell styled the slow way is the same style at no cost.
+    """
+
+    def __init__(self) -> None:
+        self._arrays: dict[tuple, Any] = {}
+
+    def apply(self, cell: Any, key: tuple, **attributes: Any) -> None:
+        found = self._arrays.get(key)
+        if found is not None:
+            cell._style = copy(found)
+            return
+        for name, value in attributes.items():
+            setattr(cell, name, value)
+        self._arrays[key] = copy(cell._style)
+
+
+_TITLE = {"font": _TITLE_FONT}
+_BLOCK_TITLE = {"font": _BLOCK_FONT}
+_NOTE = {"font": _NOTE_FONT}
+_HEADER = {"font": _HEADER_FONT, "fill": _HEADER_FILL, "alignment": _HEADER_ALIGN, "border": _BORDER}
+
+
+def _write_value(
+    ws: Worksheet, row: int, col: int, value: Any, styles: _Styles | None = None,
+    key: tuple = (), **attributes: Any,
+) -> Any:
     cell = ws.cell(row=row, column=col)
+    # The style goes first: text that looks like a formula gets a quote prefix, which is
+    # part of the same style array and must not be overwritten by the copy.
+    if styles is not None and key:
+        styles.apply(cell, key, **attributes)
     if value is None:
         return cell
     if isinstance(value, str):
@@ -155,29 +194,31 @@ def _write_value(ws: Worksheet, row: int, col: int, value: Any) -> Any:
     return cell
 
 
-def _write_block(ws: Worksheet, placement: BlockPlacement) -> None:
+def _write_block(ws: Worksheet, placement: BlockPlacement, styles: _Styles) -> None:
     block = placement.block
-    title = _write_value(ws, placement.title_row, placement.first_col, block.title)
-    title.font = _BLOCK_FONT
+    _write_value(ws, placement.title_row, placement.first_col, block.title, styles, ("block",), **_BLOCK_TITLE)
     for i, column in enumerate(block.columns):
-        cell = _write_value(ws, placement.header_row, placement.first_col + i, column.header())
-        cell.font, cell.fill, cell.alignment, cell.border = (
-            _HEADER_FONT, _HEADER_FILL, _HEADER_ALIGN, _BORDER,
-        )
+        _write_value(ws, placement.header_row, placement.first_col + i, column.header(), styles,
+                     ("header",), **_HEADER)
+    ws.row_dimensions[placement.header_row].height = HEADER_ROW_HEIGHT
     if not block.rows:
-        _write_value(ws, placement.first_row, placement.first_col, block.empty_text).font = _NOTE_FONT
+        _write_value(ws, placement.first_row, placement.first_col, block.empty_text, styles, ("note",), **_NOTE)
         return
     wrap_columns = {i for i, c in enumerate(block.columns) if c.width >= 30 and c.kind == "text"}
     for r, row in enumerate(block.rows):
         sheet_row = placement.first_row + r
         for i, column in enumerate(block.columns):
-            cell = _write_value(ws, sheet_row, placement.first_col + i, row[i])
-            cell.border = _BORDER
+            value = row[i]
             fmt = cell_number_format(block, row, column)
-            if fmt and row[i] is not None and not isinstance(row[i], str):
-                cell.number_format = fmt
-            if i in wrap_columns:
-                cell.alignment = _WRAP_TOP
+            if not fmt or value is None or isinstance(value, str):
+                fmt = None
+            wrap = i in wrap_columns
+            attributes: dict[str, Any] = {"border": _BORDER}
+            if fmt:
+                attributes["number_format"] = fmt
+            if wrap:
+                attributes["alignment"] = _WRAP_TOP
+            _write_value(ws, sheet_row, placement.first_col + i, value, styles, ("data", fmt, wrap), **attributes)
     _conditional_formats(ws, placement)
 
 
@@ -245,13 +286,13 @@ def _print_setup(ws: Worksheet, lay: Layout, tab: Tab) -> None:
         ws.print_title_rows = f"{header}:{header}"
 
 
-def _fill_tab(ws: Worksheet, tab: Tab) -> int:
+def _fill_tab(ws: Worksheet, tab: Tab, styles: _Styles) -> int:
     lay = layout(tab)
-    _write_value(ws, lay.title_row, 1, tab.title).font = _TITLE_FONT
+    _write_value(ws, lay.title_row, 1, tab.title, styles, ("title",), **_TITLE)
     for row, note in zip(lay.note_rows, tab.notes, strict=True):
-        _write_value(ws, row, 1, note).font = _NOTE_FONT
+        _write_value(ws, row, 1, note, styles, ("note",), **_NOTE)
     for placement in lay.blocks:
-        _write_block(ws, placement)
+        _write_block(ws, placement, styles)
     for index, width in enumerate(tab.column_widths(), start=1):
         ws.column_dimensions[get_column_letter(index)].width = width
     for placement in lay.charts:
@@ -312,6 +353,7 @@ def _replace_sheet(wb: Workbook, name: str, default_index: int) -> Worksheet:
 def write_tabs(wb: Workbook, tabs: Sequence[Tab]) -> dict[str, int]:
     """Write ``tabs`` into an open openpyxl workbook; returns data rows per tab."""
     rows: dict[str, int] = {}
+    styles = _Styles()  # style arrays index this workbook's style lists: one cache per workbook
     for tab in tabs:
         if tab.name == DASHBOARD:
             ws = _dashboard_sheet(wb)
@@ -321,7 +363,7 @@ def write_tabs(wb: Workbook, tabs: Sequence[Tab]) -> dict[str, int]:
             order = [t for t in TOOL_TABS if t in wb.sheetnames or t == tab.name]
             position = after + order.index(tab.name) if tab.name in order else len(wb.sheetnames)
             ws = _replace_sheet(wb, tab.name, position)
-        rows[tab.name] = _fill_tab(ws, tab)
+        rows[tab.name] = _fill_tab(ws, tab, styles)
     return rows
 
 
