@@ -133,7 +133,7 @@ def world(tmp_path_factory):
         "deleted_row.xlsx": (make("deleted_row.xlsx", edit=deleted), "rejected", {("missing-row", None)}),
         "outlier.xlsx": (make("outlier.xlsx", {"P4_TECH_TRADE": 7125}), "rejected", {("outlier-no-remark", f"H{rows['P4_TECH_TRADE']}")}),
         "injected.xlsx": (make("injected.xlsx", {"P2_TECH_SME": None}, edit=injected_text), "rejected", {("missing-value", f"H{rows['P2_TECH_SME']}")}),
-        "2025-09_工信局_填报表.xlsx": (make("2025-09_工信局_填报表.xlsx"), "rejected", {("department-mismatch", None)}),
+        "2025-09_工信局_填报表.xlsx": (make("2025-09_工信局_填报表.xlsx", header={"填报人": "王五"}), "rejected", {("department-mismatch", None)}),
         "header_dept.xlsx": (make("header_dept.xlsx", header={"填报单位": "工信局"}), "rejected", {("department-mismatch", "B3")}),
         "2025-09_科技局_填报表(6月模板).xlsx": (make("2025-09_科技局_填报表(6月模板).xlsx", template=june), "rejected", {("period-mismatch", None)}),
         "meta_key.xlsx": (make("meta_key.xlsx", edit=edit_meta_key), "rejected", {("metadata-tampered", None)}),

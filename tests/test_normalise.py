@@ -159,3 +159,11 @@ def test_safe_cell_text_drops_illegal_characters_only():
     assert safe_cell_text("a\x00b\x07c\n中") == "abc\n中"
     assert safe_cell_text(None) == ""
     assert len(safe_cell_text("x" * 40000)) == 32767
+
+
+def test_docs_list_every_error_code():
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "intake.md").read_text(encoding="utf-8")
+    missing = [c["code"] for c in errors.list_codes() if f"| {c['code']} |" not in docs]
+    assert missing == [], "regenerate the table in docs/intake.md from errors.markdown_table()"
