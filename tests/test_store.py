@@ -623,3 +623,44 @@ def test_audit_log_and_default_actor(store: Store) -> None:
     assert entry["detail"]["file"] == "r.xlsx"
     assert entry["at"].endswith("Z") and len(entry["at"]) == 20
     assert isinstance(default_actor(), str) and default_actor()
+
+
+def test_audit_returns_the_data_version_it_committed(target: Target) -> None:
+    with target.open() as store:
+        before = store.data_version()
+        version = store.audit("workbook_consolidated", {"message": "x"}, actor="a")
+        assert version == before + 1 == store.data_version()
+
+
+def test_accepted_submission_ids_match_the_frame_query(store: Store) -> None:
+    first = _submission(store, "a.xlsx", department="工信局", period="2025-Q3", status="accepted")
+    _submission(store, "b.xlsx", department="工信局", period="2025-09", status="rejected")
+    second = _submission(store, "c.xlsx", department="工信局", period="2025年9月", status="accepted")
+    _submission(store, "d.xlsx", department="商务局", period="2025-09", status="accepted")
+    _submission(store, "e.xlsx", department="工信局", period="2025-08", status="accepted")
+    nameless = _submission(store, "f.xlsx", department=None, period=None, status="accepted")
+
+    assert store.accepted_submission_ids("工信局", "2025-09") == [first, second]
+    assert store.accepted_submission_ids("工信局", "2025-Q3") == [first, second]  # same point
+    frame = store.submissions(department="工信局", period="2025-09")
+    assert frame.loc[frame["status"] == "accepted", "submission_id"].tolist() == [first, second]
+    assert store.accepted_submission_ids("科技局", "2025-09") == []
+    assert store.accepted_submission_ids(None, None) == [nameless]
+    with pytest.raises(StoreError):
+        store.accepted_submission_ids("工信局", "下个月")
+
+
+def test_opening_and_reading_the_store_does_not_import_pandas(tmp_path: Path) -> None:
+    # A consolidation with nothing new must stay under a second: pandas alone takes 0.3 s.
+    code = textwrap.dedent(f"""
+        import sys
+        from plan_tracker.store import Store
+        with Store.open({str(tmp_path / DB_FILE_NAME)!r}) as store:
+            store.data_version()
+            store.get_setting("x")
+            store.audit("a", {{"message": "m"}}, actor="t")
+        assert "pandas" not in sys.modules, "pandas imported"
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
