@@ -27,7 +27,10 @@ apt_install() {
 
 if ! command -v soffice >/dev/null 2>&1; then
     echo "test.sh: installing LibreOffice (libreoffice-calc) for the workbook checks" >&2
-    apt_install libreoffice-calc
+    apt_install libreoffice-calc python3-uno
+elif ! /usr/bin/python3 -c "import uno" >/dev/null 2>&1; then
+    # LibreOffice's Python bridge: tests type values into templates through UNO
+    apt_install python3-uno
 fi
 if ! command -v pdftotext >/dev/null 2>&1; then
     apt_install poppler-utils || true
