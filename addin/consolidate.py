@@ -7,11 +7,27 @@ intake module is installed), loads the plan context, builds the tabs
 
 The period: the ``period`` argument, else the report period the coordinator chose on the
 dashboard (``总览!B3``, workbook name ``ReportPeriod``), else each indicator's default period.
+
+Nothing new, nothing written: after each write a stamp of what the workbook was built from
+is kept in the project (:data:`STAMP_FILE`, keyed by workbook path): the store's
+``data_version`` (it moves with every committed write, by any process), a digest of the
+catalogue file, the period and where it came from, the day (reporting lateness depends on
+it), the tool's version and files, and the workbook's own size and modification time right
+after the write. When the inbox is empty and the stamp is equal, :func:`consolidate` returns
+at once ("无变化，未重写 / nothing changed, workbook not rewritten"); that path reads only
+SQLite and the file system, so it imports neither pandas, pandera nor openpyxl (the whole
+run stays well under a second). A workbook saved by anyone since our write, a new value, a
+catalogue edit or another period makes the stamps differ, and the workbook is rewritten.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import importlib.util
+import json
+import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,17 +36,18 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from plan_tracker import service
-from plan_tracker.engine import STATUSES
+# Only light modules here: the "nothing changed" path must not import pandas, pandera or
+# openpyxl (0.6 s between them); the heavy ones are imported where the work is done.
+from plan_tracker import __version__
 from plan_tracker.periods import Period, PeriodError, parse_period
 from plan_tracker.project import Project
-from plan_tracker.render import check_not_open_in_excel, render_tabs
 from plan_tracker.store import default_actor
-from plan_tracker.tabs import DASHBOARD, build_tabs
+from plan_tracker.workbook import check_not_open_in_excel
 
 __all__ = [
     "ConsolidationReport",
     "PERIOD_CELL",
+    "STAMP_FILE",
     "consolidate",
     "default_workbook_path",
     "read_period_choice",
@@ -39,6 +56,14 @@ __all__ = [
 WORKBOOK_FILE = "plan_tracker.xlsm"
 PERIOD_CELL = "B3"
 BACKUP_FOLDER = "workbook-backups"  # under the project's reports/
+#: The stamps of the last write of each workbook, in the project folder (JSON).
+STAMP_FILE = ".render-stamps.json"
+STAMP_FORMAT = 1
+#: ``plan_tracker.tabs.DASHBOARD`` (importing tabs imports pandas; a test keeps them equal).
+DASHBOARD = "总览"
+#: ``plan_tracker.service.CATALOGUE_FILE``, for the same reason.
+CATALOGUE_FILE = "catalogue.csv"
+UNCHANGED_NOTE = "无变化，未重写 / nothing changed, workbook not rewritten"
 
 
 @dataclass
@@ -56,13 +81,17 @@ class ConsolidationReport:
     warnings: list[str] = field(default_factory=list)
     backup: Path | None = None
     created_workbook: bool = False
+    #: ``plan_tracker.intake.IntakeReport`` of this run (``None``: the inbox was empty).
+    intake: Any | None = None
+    #: Nothing had changed since the last write: the workbook was left as it was.
+    unchanged: bool = False
+    status_line: str = ""  # the status counts as shown (kept in the stamp for unchanged runs)
 
     def summary_lines(self) -> list[str]:
-        from plan_tracker.engine import STATUS_ZH
-
-        counts = "，".join(f"{STATUS_ZH[s]} {self.status_counts.get(s, 0)}" for s in STATUSES)
+        counts = self.status_line or _status_line(self.status_counts)
         lines = [
-            f"已汇总到 / consolidated into: {self.workbook}",
+            UNCHANGED_NOTE + f": {self.workbook}" if self.unchanged
+            else f"已汇总到 / consolidated into: {self.workbook}",
             f"报告期 / period: {self.period or '各指标最新期 latest per indicator'}（{self.period_source}）",
             f"状态 / status: {counts}",
             f"收件 / intake: 接收 accepted {self.files_accepted}，退回 rejected {self.files_rejected}"
@@ -74,6 +103,12 @@ class ConsolidationReport:
         if self.backup:
             lines.append(f"原工作簿已备份 / previous workbook kept at: {self.backup}")
         return lines
+
+
+def _status_line(counts: dict[str, int]) -> str:
+    from plan_tracker.engine import STATUS_ZH, STATUSES
+
+    return "，".join(f"{STATUS_ZH[s]} {counts.get(s, 0)}" for s in STATUSES)
 
 
 def default_workbook_path(project: Project) -> Path:
@@ -150,6 +185,108 @@ def _create_workbook(path: Path, period: str | None) -> None:
     wb.save(path)
 
 
+# --------------------------------------------------------------------------- the stamp
+
+
+def _inbox_has_files(project: Project) -> bool:
+    """Whether anything waits in the inbox (intake decides what to skip; any file means
+    "run it", so a lock file alone costs an intake run, never a missed submission)."""
+    try:
+        with os.scandir(project.inbox) as entries:
+            return any(entry.is_file() for entry in entries)
+    except FileNotFoundError:
+        return False
+
+
+def _catalogue_digest(project: Project) -> str:
+    """What the catalogue is built from: the project's file, else the packaged one, and the
+    packaged group names; read as bytes and hashed (microseconds, no pandera)."""
+    spec = importlib.util.find_spec("plan_tracker.schemas")
+    packaged = Path(next(iter(spec.submodule_search_locations or []))) if spec else None
+    own = project.root / CATALOGUE_FILE
+    digest = hashlib.sha256()
+    for path in (own if own.is_file() else packaged / "catalogue.csv" if packaged else None,
+                 packaged / "groups.csv" if packaged else None):
+        digest.update(path.read_bytes() if path is not None and path.is_file() else b"-")
+    return digest.hexdigest()
+
+
+def _tool_version() -> str:
+    """The version and the files of the installed tool: an upgrade, or an edited module in a
+    development install, changes what the tabs look like."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256(__version__.encode())
+    for path in sorted(root.glob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.name}:{stat.st_mtime_ns}:{stat.st_size};".encode())
+    return f"{__version__}+{digest.hexdigest()[:16]}"
+
+
+def _workbook_stat(path: Path) -> dict[str, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return {"mtime_ns": stat.st_mtime_ns, "size": stat.st_size}
+
+
+def _stamp(project: Project, path: Path, data_version: int, chosen: str | None, source: str,
+           today: date) -> dict[str, Any]:
+    return {
+        "format": STAMP_FORMAT,
+        "tool": _tool_version(),
+        "data_version": data_version,
+        "catalogue": _catalogue_digest(project),
+        "period": chosen,
+        "period_source": source,
+        "today": today.isoformat(),
+        "workbook": _workbook_stat(path),
+    }
+
+
+def _stamp_key(path: Path) -> str:
+    return str(path.resolve())
+
+
+def _read_stamps(project: Project) -> dict[str, Any]:
+    try:
+        stamps = json.loads((project.root / STAMP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # missing or damaged: the workbook is simply written again
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def _write_stamp(project: Project, path: Path, stamp: dict[str, Any]) -> None:
+    stamps = _read_stamps(project)
+    stamps[_stamp_key(path)] = stamp
+    target = project.root / STAMP_FILE
+    fd, tmp = tempfile.mkstemp(prefix=".render-stamps.", suffix=".tmp", dir=project.root)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(stamps, handle, ensure_ascii=False, indent=1)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _unchanged_report(path: Path, chosen: str | None, source: str, recorded: dict[str, Any],
+                      started: float) -> ConsolidationReport:
+    kept = recorded.get("report", {})
+    report = ConsolidationReport(workbook=path, period=chosen, period_source=source)
+    report.unchanged = True
+    report.intake_note = "收件箱为空 / inbox empty"
+    report.status_counts = dict(kept.get("status_counts", {}))
+    report.status_line = str(kept.get("status_line", ""))
+    report.tabs = list(kept.get("tabs", []))
+    report.rows = dict(kept.get("rows", {}))
+    report.timings = {"total": time.perf_counter() - started}
+    return report
+
+
+# --------------------------------------------------------------------------- consolidate
+
+
 def consolidate(
     project: Project,
     workbook: Path | None = None,
@@ -166,6 +303,7 @@ def consolidate(
     actor = actor or default_actor()
     say = progress or (lambda _message: None)
     path = Path(workbook) if workbook is not None else default_workbook_path(project)
+    today = today or date.today()
     timings: dict[str, float] = {}
     started = time.perf_counter()
     check_not_open_in_excel(path)
@@ -177,21 +315,48 @@ def consolidate(
         source = f"{DASHBOARD}!{PERIOD_CELL}" if chosen else "default"
 
     report = ConsolidationReport(workbook=path, period=chosen, period_source=source)
+    recorded = _read_stamps(project).get(_stamp_key(path))
     mark = time.perf_counter()
-    intake = _optional("plan_tracker.intake")
-    if intake is None:
-        report.intake_note = "未安装收件模块，跳过 / intake module not installed: skipped"
+    intake = None
+    if not _inbox_has_files(project):
+        report.intake_note = "收件箱为空 / inbox empty"
+        if recorded is not None:
+            with project.open_store() as store:
+                now = _stamp(project, path, store.data_version(), chosen, source, today)
+            if {k: recorded.get(k) for k in now} == now:
+                say(UNCHANGED_NOTE)
+                return _unchanged_report(path, chosen, source, recorded, started)
     else:
+        intake = _optional("plan_tracker.intake")
+        if intake is None:
+            report.intake_note = "未安装收件模块，跳过 / intake module not installed: skipped"
+    if intake is not None:
         say("收件 / reading the inbox …")
         outcome = intake.run_intake(project, actor=actor)
+        report.intake = outcome
         report.files_accepted = _count(getattr(outcome, "accepted", 0))
         report.files_rejected = _count(getattr(outcome, "rejected", 0))
     timings["intake"] = time.perf_counter() - mark
 
+    from plan_tracker import service
+    from plan_tracker.render import render_tabs
+    from plan_tracker.tabs import build_tabs
+
     say("计算 / computing …")
     mark = time.perf_counter()
     ctx = service.load_context(project)
+    # Intake may have found only files it had seen before: the stamp decides, not the inbox.
+    if recorded is not None:
+        now = _stamp(project, path, ctx.data_version, chosen, source, today)
+        if {k: recorded.get(k) for k in now} == now:
+            say(UNCHANGED_NOTE)
+            unchanged = _unchanged_report(path, chosen, source, recorded, started)
+            unchanged.intake, unchanged.intake_note = report.intake, report.intake_note
+            unchanged.files_accepted, unchanged.files_rejected = report.files_accepted, report.files_rejected
+            unchanged.timings = {**timings, **unchanged.timings}
+            return unchanged
     report.status_counts = dict(Counter(r.status for r in ctx.evaluate(chosen, today=today)))
+    report.status_line = _status_line(report.status_counts)
     with project.open_store() as store:
         tabs = build_tabs(ctx, store, chosen, ctx.catalogue, today=today)
     timings["tabs"] = time.perf_counter() - mark
@@ -212,11 +377,17 @@ def consolidate(
     report.warnings, report.backup = rendered.warnings, rendered.backup
     report.timings = timings
     with project.open_store() as store:
-        store.audit(
+        version = store.audit(
             "workbook_consolidated",
             {"message": f"汇总到 / consolidated into {path.name} ({chosen or 'default'})",
              "workbook": str(path), "period": chosen, "rows": report.rows},
             actor=actor,
         )
+    # Stamped with the version our own audit entry committed: a write by anyone after it
+    # moves the counter on and the next run renders again.
+    stamp = _stamp(project, path, version, chosen, source, today)
+    stamp["report"] = {"status_counts": report.status_counts, "status_line": report.status_line,
+                       "tabs": report.tabs, "rows": report.rows}
+    _write_stamp(project, path, stamp)
     say("完成 / done")
     return report

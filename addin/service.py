@@ -22,8 +22,6 @@ from plan_tracker.catalogue import Catalogue, load_catalogue
 from plan_tracker.engine import Facts, GapResult, Thresholds, evaluate, evaluate_indicator
 from plan_tracker.periods import parse_period
 from plan_tracker.project import Project, init_project
-from plan_tracker.schemas.catalogue import CATALOGUE_CSV
-from plan_tracker.schemas.observations import validate_observations
 from plan_tracker.store import RecordSummary, Store, default_actor
 
 CATALOGUE_FILE = "catalogue.csv"
@@ -36,6 +34,8 @@ def project_catalogue_path(project: Project) -> Path:
 
 def init(root: Path, actor: str | None = None) -> Project:
     """Create a project folder, its store and its editable catalogue copy."""
+    from plan_tracker.schemas.catalogue import CATALOGUE_CSV
+
     project = init_project(root)
     path = project_catalogue_path(project)
     if not path.exists():
@@ -46,9 +46,23 @@ def init(root: Path, actor: str | None = None) -> Project:
     return project
 
 
+_CATALOGUES: dict[Path, tuple[tuple, Catalogue]] = {}
+_CATALOGUE_LOCK = threading.Lock()
+
+
 def read_catalogue(project: Project) -> Catalogue:
+    """The project's catalogue, loaded and validated once per version of its file: intake
+    and the context both ask for it in one consolidation (0.12 s each at every ask)."""
     path = project_catalogue_path(project)
-    return load_catalogue(path if path.exists() else None)
+    stamp = _catalogue_stamp(project)
+    with _CATALOGUE_LOCK:
+        cached = _CATALOGUES.get(path)
+        if cached and cached[0] == stamp:
+            return cached[1]
+    catalogue = load_catalogue(path if stamp != (None,) else None)
+    with _CATALOGUE_LOCK:
+        _CATALOGUES[path] = (stamp, catalogue)
+    return catalogue
 
 
 @dataclass
@@ -143,6 +157,8 @@ def import_observations(project: Project, csv_path: Path, actor: str | None = No
     raw = csv_path.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     catalogue = read_catalogue(project)
+    from plan_tracker.schemas.observations import validate_observations
+
     text = raw.decode("utf-8-sig")
     frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     frame.columns = [str(c).strip().lower() for c in frame.columns]

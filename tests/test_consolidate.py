@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import subprocess
+import sys
+import textwrap
 import zipfile
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +15,7 @@ import openpyxl
 import pytest
 from plan_tracker import service
 from plan_tracker.cli import main
-from plan_tracker.consolidate import consolidate, read_period_choice
+from plan_tracker.consolidate import STAMP_FILE, consolidate, read_period_choice
 from plan_tracker.engine import STATUSES
 from plan_tracker.periods import PeriodError
 from plan_tracker.render import WorkbookOpenError
@@ -145,3 +149,114 @@ def test_consolidation_over_real_intake(project) -> None:
     reporting = [r for r in wb["部门报送"].iter_rows(values_only=True) if r[:2] == ("工信局", PERIOD)]
     # received now, long after the 2025-10-10 due date
     assert reporting and reporting[0][4] == "已报送(逾期) late" and reporting[0][3] == "2025-10-10"
+
+
+# --------------------------------------------------------------------------- nothing changed
+
+
+def _workbook_state(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def _consolidations(project) -> int:
+    with project.open_store() as store:
+        log = store.audit_log()
+    return int((log["action"] == "workbook_consolidated").sum())
+
+
+def test_unchanged_rerun_writes_nothing_and_each_change_writes_again(project) -> None:
+    path = project.root / "plan_tracker.xlsm"
+    first = consolidate(project, period=PERIOD, actor="test", today=TODAY)
+    assert not first.unchanged and first.created_workbook
+    state, audits = _workbook_state(path), _consolidations(project)
+
+    again = consolidate(project, period=PERIOD, actor="test", today=TODAY)
+    assert again.unchanged and _workbook_state(path) == state and _consolidations(project) == audits
+    assert again.backup is None and not (project.reports / "workbook-backups").exists()
+    assert again.status_counts == first.status_counts and again.rows == first.rows
+    assert again.tabs == first.tabs and again.intake is None
+    lines = again.summary_lines()
+    assert "无变化，未重写" in lines[0] and "nothing changed" in lines[0]
+    assert lines[2] == first.summary_lines()[2]  # the status counts, as last written
+
+    def rewritten(**kwargs: object) -> bool:
+        report = consolidate(project, actor="test", **{"period": PERIOD, "today": TODAY, **kwargs})
+        return not report.unchanged
+
+    # A write to the store by anyone (here a setting) makes the next run render.
+    with project.open_store() as store:
+        store.set_setting("reporting.due_days", "12", actor="someone")
+    assert rewritten() and not rewritten()
+    # Another period, and back.
+    assert rewritten(period="2025-08") and rewritten() and not rewritten()
+    # Another day: lateness and "not yet due" depend on it.
+    assert rewritten(today=TODAY.replace(day=TODAY.day + 1)) and rewritten() and not rewritten()
+    # The catalogue edited.
+    catalogue = project.root / "catalogue.csv"
+    text = catalogue.read_text(encoding="utf-8-sig")
+    edited = text.replace("Above-scale industrial output,", "Above-scale industrial output (edited),", 1)
+    assert edited != text
+    catalogue.write_text(edited, encoding="utf-8")
+    assert rewritten() and not rewritten()
+    # The workbook saved by someone else since our write (same content, new time).
+    stamp = path.stat().st_mtime_ns
+    os.utime(path, ns=(stamp + 2_000_000_000, stamp + 2_000_000_000))
+    assert rewritten() and not rewritten()
+    # The workbook replaced by a rebuilt one.
+    build_workbook(path, period=PERIOD)
+    assert rewritten() and not rewritten()
+    # A damaged stamp file only costs one write.
+    (project.root / STAMP_FILE).write_text("{not json", encoding="utf-8")
+    assert rewritten() and not rewritten()
+    # The dashboard's period choice (no --period): B3 edited and saved in Excel.
+    set_b3(path, "2025-08")
+    report = consolidate(project, actor="test", today=TODAY)
+    assert not report.unchanged and report.period == "2025-08"
+    assert consolidate(project, actor="test", today=TODAY).unchanged
+
+
+def test_a_file_in_the_inbox_is_taken_in_even_when_nothing_else_changed(project) -> None:
+    consolidate(project, period=PERIOD, actor="test", today=TODAY)
+    (project.inbox / "工信局_新.xlsx").write_bytes(b"not a workbook")
+    report = consolidate(project, period=PERIOD, actor="test", today=TODAY)
+    if importlib.util.find_spec("plan_tracker.intake") is None:
+        assert not report.unchanged  # no intake module: the file waits, the stamp decides
+        return
+    assert not report.unchanged and report.files_rejected == 1
+    assert report.intake is not None and [f.status for f in report.intake.files] == ["rejected"]
+    assert consolidate(project, period=PERIOD, actor="test", today=TODAY).unchanged
+
+
+def test_unchanged_rerun_imports_neither_pandas_nor_pandera_nor_openpyxl(project) -> None:
+    consolidate(project, period=PERIOD, actor="test", today=TODAY)
+    code = textwrap.dedent(f"""
+        import sys
+        from datetime import date
+        from pathlib import Path
+        from plan_tracker.consolidate import consolidate
+        from plan_tracker.project import Project
+        report = consolidate(Project(Path({str(project.root)!r})), period={PERIOD!r},
+                             actor="test", today=date.fromisoformat({TODAY.isoformat()!r}))
+        print(report.unchanged, sorted({{"pandas", "pandera", "openpyxl"}} & set(sys.modules)))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "[]"]
+
+
+def test_light_constants_match_their_sources(project) -> None:
+    import plan_tracker.consolidate as cons
+    from plan_tracker import tabs
+
+    assert cons.DASHBOARD == tabs.DASHBOARD
+    assert project.root / cons.CATALOGUE_FILE == service.project_catalogue_path(project)
+
+
+def test_read_catalogue_is_cached_until_the_file_changes(project) -> None:
+    first = service.read_catalogue(project)
+    assert service.read_catalogue(project) is first
+    path = service.project_catalogue_path(project)
+    text = path.read_text(encoding="utf-8-sig")
+    path.write_text(text.replace("Above-scale industrial output,", "Output (edited),", 1), encoding="utf-8")
+    second = service.read_catalogue(project)
+    assert second is not first and second.get("O_IND_OUTPUT").name_en == "Output (edited)"
