@@ -81,6 +81,7 @@ __all__ = [
     "build_tabs",
     "build_tabs_from",
     "cell_number_format",
+    "is_synthetic",
     "layout",
     "status_label",
     "unit_number_format",
@@ -691,11 +692,28 @@ def _path_block(
     return Block("cluster_paths", "六、各集群至2025年发展路径 Path to 2025 by cluster (亿元, 全年 annual)", columns, rows)
 
 
+SYNTHETIC_MARK = "合成示例数据"
+SYNTHETIC_NOTE = "本表数据为合成示例数据 / synthetic data: 数字为演示用虚构数据，并非真实统计 / invented figures, not statistics."
+
+
+def is_synthetic(observations: pd.DataFrame) -> bool:
+    """Whether any current value is synthetic: its note carries 合成示例数据, or its
+    department says ``synthetic`` (how the demo, the bench and the sample data mark them)."""
+    if observations.empty:
+        return False
+    notes = observations["note"].dropna().astype(str)
+    if notes.str.contains(SYNTHETIC_MARK, regex=False).any():
+        return True
+    departments = observations["department"].dropna().astype(str)
+    return bool(departments.str.contains("synthetic", case=False, regex=False).any())
+
+
 def _dashboard(
     catalogue: Catalogue,
     results: dict[str, GapResult],
     annual: dict[int, dict[str, GapResult]],
     period_text: str,
+    synthetic: bool = False,
 ) -> Tab:
     path = _path_block(catalogue, annual)
     charts = [
@@ -725,6 +743,7 @@ def _dashboard(
             " / Rows 10 down are rewritten by every consolidation; do not type here.",
             "状态：达标(绿) 预警(黄) 滞后(红) 未报送/无目标(灰)。 / Status: green on track, amber at"
             " risk, red behind, grey not reported / no target.",
+            *([SYNTHETIC_NOTE] if synthetic else []),
         ],
         blocks=[
             _overall_block(catalogue, results),
@@ -963,7 +982,7 @@ def build_tabs_from(
         " / Flows are year-to-date; the period target is the schedule target (序时进度)."
     )
     return [
-        _dashboard(catalogue, results, annual, shown),
+        _dashboard(catalogue, results, annual, shown, is_synthetic(inputs.observations)),
         Tab(
             name=CLUSTERS,
             title=f"八大产业集群 Eight industrial clusters — {shown}",

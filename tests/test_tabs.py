@@ -274,3 +274,30 @@ def test_default_period_per_indicator(project: Project) -> None:
     projects = {r["indicator_id"]: r for r in tabs["提升工程"].blocks[0].records()}
     assert projects["P4_TECH_TRADE"]["period"] == defaults["P4_TECH_TRADE"].period
     assert "latest" in tabs[DASHBOARD].title
+
+
+def test_dashboard_says_when_the_data_are_synthetic(project: Project, tabs: dict[str, Tab]) -> None:
+    from plan_tracker.tabs import SYNTHETIC_NOTE, is_synthetic
+
+    assert SYNTHETIC_NOTE not in tabs[DASHBOARD].notes  # real-looking data: no note
+    ctx = service.load_context(project)
+    with project.open_store() as store:
+        inputs = TabInputs.from_store(store, ctx.catalogue.departments())
+    plain = inputs.observations
+    assert not is_synthetic(plain)
+
+    by_note = plain.copy()
+    by_note.loc[by_note.index[3], "note"] = "合成示例数据 synthetic (bench)"
+    by_department = plain.copy()
+    by_department.loc[by_department.index[0], "department"] = "统计局（合成历史 Synthetic history）"
+    for frame in (by_note, by_department):
+        assert is_synthetic(frame)
+        inputs.observations = frame
+        dashboard = build_tabs_from(ctx, inputs, PERIOD, today=TODAY)[0]
+        assert dashboard.name == DASHBOARD and SYNTHETIC_NOTE in dashboard.notes
+        assert "合成示例数据" in SYNTHETIC_NOTE and "synthetic" in SYNTHETIC_NOTE
+        # The note sits in the tool's region, under the title, above every block.
+        lay = layout(dashboard)
+        row = lay.note_rows[dashboard.notes.index(SYNTHETIC_NOTE)]
+        assert DASHBOARD_FIRST_ROW < row < lay.blocks[0].title_row
+    assert not is_synthetic(plain.iloc[0:0])
