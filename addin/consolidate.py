@@ -383,11 +383,21 @@ def consolidate(
              "workbook": str(path), "period": chosen, "rows": report.rows},
             actor=actor,
         )
-    # Stamped with the version our own audit entry committed: a write by anyone after it
-    # moves the counter on and the next run renders again.
-    stamp = _stamp(project, path, version, chosen, source, today)
+    # Stamped with the version our own audit entry committed, so a write by anyone after it
+    # moves the counter on and the next run renders again. If someone wrote between our read
+    # and our audit, the tabs may lack it: stamp the version they were built from instead,
+    # which no longer matches, so the next run writes again.
+    built_from = ctx.data_version
+    stamp = _stamp(project, path, version if version == built_from + 1 else built_from,
+                   chosen, source, today)
     stamp["report"] = {"status_counts": report.status_counts, "status_line": report.status_line,
                        "tabs": report.tabs, "rows": report.rows}
-    _write_stamp(project, path, stamp)
+    try:
+        _write_stamp(project, path, stamp)
+    except OSError as exc:  # the workbook is written; only the next run's shortcut is lost
+        report.warnings.append(
+            f"无法记录汇总标记，下次将重新写入 / could not record the stamp ({exc.strerror}); the"
+            " next run will write the workbook again"
+        )
     say("完成 / done")
     return report

@@ -260,3 +260,20 @@ def test_read_catalogue_is_cached_until_the_file_changes(project) -> None:
     path.write_text(text.replace("Above-scale industrial output,", "Output (edited),", 1), encoding="utf-8")
     second = service.read_catalogue(project)
     assert second is not first and second.get("O_IND_OUTPUT").name_en == "Output (edited)"
+
+
+def test_a_write_by_someone_else_during_the_render_is_not_stamped_as_seen(project, monkeypatch) -> None:
+    import plan_tracker.render as render
+
+    real = render.render_tabs
+
+    def render_while_someone_writes(*args: object, **kwargs: object):
+        with project.open_store() as other:  # another process's write, after our read
+            other.set_setting("reporting.due_days", "15", actor="someone")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_tabs", render_while_someone_writes)
+    consolidate(project, period=PERIOD, actor="test", today=TODAY)
+    monkeypatch.setattr(render, "render_tabs", real)
+    assert not consolidate(project, period=PERIOD, actor="test", today=TODAY).unchanged
+    assert consolidate(project, period=PERIOD, actor="test", today=TODAY).unchanged
