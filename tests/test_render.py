@@ -446,3 +446,42 @@ def test_rendered_workbook_hash_changes_only_when_data_changes(rendered: Rendere
     render_tabs(path, other)
     part = sheet_parts(path)["产业集群"]
     assert hashlib.sha256(read_part(path, part)).digest() != hashlib.sha256(read_part(rendered.path, part)).digest()
+
+
+def test_headers_are_styled_and_tall_enough_for_two_lines(rendered: Rendered) -> None:
+    from plan_tracker.render import HEADER_ROW_HEIGHT
+
+    wb = openpyxl.load_workbook(rendered.path, keep_vba=True)
+    for tab in rendered.tabs:
+        ws = wb[tab.name]
+        for placement in layout(tab).blocks:
+            assert ws.row_dimensions[placement.header_row].height == HEADER_ROW_HEIGHT >= 30
+            for col in range(placement.first_col, placement.last_col + 1):
+                cell = ws.cell(placement.header_row, col)
+                assert "\n" in cell.value or not placement.block.columns[col - 1].header_en
+                assert cell.font.b and cell.fill.fgColor.rgb.endswith("DDEBF7") and cell.alignment.wrap_text
+                assert cell.border.left.style == "thin"
+    # Data cells: a border everywhere, wrapping only in the wide text columns, and the
+    # shared style arrays did not leak a format onto text (the status column).
+    tab = _tab(rendered, "数据明细")
+    placement = layout(tab).blocks[0]
+    ws = wb["数据明细"]
+    for i, column in enumerate(tab.columns, start=1):
+        cell = ws.cell(placement.first_row, i)
+        assert cell.border.bottom.style == "thin", column.key
+        assert bool(cell.alignment.wrap_text) == (column.width >= 30 and column.kind == "text"), column.key
+        if isinstance(cell.value, str):
+            assert cell.number_format == "General", column.key
+
+
+def test_tabs_not_being_written_keep_their_content(rendered: Rendered, tmp_path: Path) -> None:
+    # Sheets about to be rewritten are loaded empty (fast); any other sheet, a tool tab not
+    # in this call included, must come through whole.
+    path = tmp_path / "plan_tracker.xlsm"
+    path.write_bytes(rendered.second)
+    before = _calamine_rows(path, "数据明细")
+    render_tabs(path, [_tab(rendered, "产业集群")])
+    assert _calamine_rows(path, "数据明细") == before and len(before) > 10
+    assert _calamine_rows(path, "产业集群") == _calamine_rows(rendered.path, "产业集群")
+    assert openpyxl.load_workbook(path, read_only=True, keep_vba=True).sheetnames == [
+        DASHBOARD, *TOOL_TABS, "xlwings.conf", OWN]
