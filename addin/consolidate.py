@@ -324,7 +324,6 @@ def consolidate(
             with project.open_store() as store:
                 now = _stamp(project, path, store.data_version(), chosen, source, today)
             if {k: recorded.get(k) for k in now} == now:
-                say(UNCHANGED_NOTE)
                 return _unchanged_report(path, chosen, source, recorded, started)
     else:
         intake = _optional("plan_tracker.intake")
@@ -349,7 +348,6 @@ def consolidate(
     if recorded is not None:
         now = _stamp(project, path, ctx.data_version, chosen, source, today)
         if {k: recorded.get(k) for k in now} == now:
-            say(UNCHANGED_NOTE)
             unchanged = _unchanged_report(path, chosen, source, recorded, started)
             unchanged.intake, unchanged.intake_note = report.intake, report.intake_note
             unchanged.files_accepted, unchanged.files_rejected = report.files_accepted, report.files_rejected
