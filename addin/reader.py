@@ -2,12 +2,17 @@
 
 Order of work, each step bounded:
 
-1. :func:`plan_tracker.xlsxsafe.inspect_file` — type by content, ZIP sizes and ratios, before
-   anything is parsed.
-2. A streaming ``defusedxml`` scan of every worksheet part: row and column extent (a sheet
-   past :data:`MAX_ROWS` rows is refused before calamine builds its dense grid), which cells
-   hold formulas and whether they have a cached value, cell styles (a % number format means
-   a stored 0.65 was seen as 65%), and whether the sheet is still protected.
+1. :func:`plan_tracker.xlsxsafe.inspect_file` — type by content, ZIP sizes and ratios, no
+   DTD in any XML part, before anything is parsed; the small parts are kept, so nothing is
+   inflated twice by us (calamine reads the file itself).
+2. A streaming expat scan (defusedxml's guards, :func:`plan_tracker.xlsxsafe.expat_scan`) of
+   each worksheet just before calamine reads it: row and column extent (a sheet past
+   :data:`MAX_ROWS` rows or with a cell past :data:`MAX_ROW_INDEX` is refused before calamine
+   builds its dense grid) and, for the 填报 sheet, which cells hold formulas and whether they
+   have a cached value, cell styles (a % number format means a stored 0.65 was seen as 65%),
+   and whether the sheet is still protected. ``_meta`` needs only the extent; ``说明`` is
+   never read. The sheet list and the percent styles are parsed once per distinct part
+   (the files of one template generation share them byte for byte).
 3. python-calamine for values (cached values of formulas), then the template's metadata and
    signature, the 填报 sheet located by name or, if renamed, by its header row; columns by
    header text; every cell normalised by :mod:`plan_tracker.normalise`.
@@ -19,6 +24,7 @@ can see (file type, template identity, layout, what cannot be parsed).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -47,11 +53,12 @@ from plan_tracker.templates import (
 )
 from plan_tracker.xlsxsafe import (
     MAX_ROWS,
+    FileCheck,
     HostileFile,
+    expat_scan,
     inspect_file,
-    iterparse_xml,
     parse_xml,
-    read_member,
+    part_bytes,
 )
 
 MAX_ROW_INDEX = 20_000  # a cell further down than this is refused (calamine's grid is dense)
@@ -84,6 +91,7 @@ class SheetScan:
     max_col: int = 0
     protected: bool = False
     cells: dict[str, CellInfo] = field(default_factory=dict)  # only cells with a formula or style
+    cells_scanned: bool = True  # False: only the extent was checked (``_meta``)
 
 
 @dataclass
@@ -109,13 +117,65 @@ class SubmissionRead:
 # --------------------------------------------------------------------------- XML scan
 
 
-def _workbook_sheets(archive: zipfile.ZipFile) -> list[tuple[str, str, str]]:
-    """(sheet name, part path, state) in workbook order."""
-    workbook = parse_xml(read_member(archive, "xl/workbook.xml"), "xl/workbook.xml")
-    rels_name = "xl/_rels/workbook.xml.rels"
+class WorkbookParts:
+    """The parts of one checked file that reading needs, each inflated once.
+
+    Sheets are scanned only when they are about to be read (calamine's grid is dense, so
+    a sheet must pass the extent guard first): the 填报 sheet (or the sheet found in its
+    place) with every cell, ``_meta`` for its extent only; ``说明`` is never read, so it
+    needs no more than the ZIP checks of :func:`inspect_file`.
+    """
+
+    def __init__(self, path: Path, check: FileCheck) -> None:
+        self.path = path
+        self._check = check
+        workbook = self.part("xl/workbook.xml")
+        rels = self.part(_WORKBOOK_RELS) if _WORKBOOK_RELS in check.members else None
+        self.sheets = _workbook_sheets(workbook, rels)
+        self.names = [name for name, _, _ in self.sheets]
+        styles = self.part(_STYLES) if _STYLES in check.members else None
+        self.percent_styles = _percent_styles(styles) if styles is not None else frozenset()
+        self._scans: dict[str, SheetScan] = {}
+
+    def part(self, name: str) -> bytes:
+        if name in self._check.parts:
+            return self._check.parts[name]
+        with zipfile.ZipFile(self.path) as archive:
+            return part_bytes(archive, name)
+
+    def scan(self, name: str, *, cells: bool = True) -> SheetScan:
+        """Scan sheet ``name`` (extent guard; with ``cells``, also formulas, styles and
+        protection); raises :class:`HostileFile` for a sheet calamine must not read."""
+        done = self._scans.get(name)
+        if done is not None and (done.cells_scanned or not cells):
+            return done
+        _, part, state = next(s for s in self.sheets if s[0] == name)
+        scan = SheetScan(name=name, part=part, state=state, cells_scanned=cells)
+        scanner = _SheetScanner(scan, cells)
+        if part in self._check.parts:
+            expat_scan(self._check.parts[part], part, scanner.start, scanner.end, scanner.setup)
+        else:
+            with zipfile.ZipFile(self.path) as archive:
+                if part not in archive.namelist():
+                    raise HostileFile("corrupt-file", f"{name}: 缺少工作表部件 / missing sheet part {part}")
+                with archive.open(part) as handle:
+                    expat_scan(handle, part, scanner.start, scanner.end, scanner.setup)
+        self._scans[name] = scan
+        return scan
+
+
+_WORKBOOK_RELS = "xl/_rels/workbook.xml.rels"
+_STYLES = "xl/styles.xml"
+
+
+@functools.lru_cache(maxsize=64)
+def _workbook_sheets(workbook_xml: bytes, rels_xml: bytes | None) -> tuple[tuple[str, str, str], ...]:
+    """(sheet name, part path, state) in workbook order. Cached by content: the files of
+    one template generation share these parts byte for byte."""
+    workbook = parse_xml(workbook_xml, "xl/workbook.xml")
     targets: dict[str, str] = {}
-    if rels_name in archive.namelist():
-        rels = parse_xml(read_member(archive, rels_name), rels_name)
+    if rels_xml is not None:
+        rels = parse_xml(rels_xml, _WORKBOOK_RELS)
         for rel in rels.iter(f"{NS_PKG_REL}Relationship"):
             target = rel.get("Target", "")
             target = target.lstrip("/") if target.startswith("/") else f"xl/{target}"
@@ -124,14 +184,13 @@ def _workbook_sheets(archive: zipfile.ZipFile) -> list[tuple[str, str, str]]:
     for sheet in workbook.iter(f"{NS_MAIN}sheet"):
         rid = sheet.get(f"{NS_REL}id", "")
         out.append((sheet.get("name", ""), targets.get(rid, ""), sheet.get("state", "visible")))
-    return out
+    return tuple(out)
 
 
-def _percent_styles(archive: zipfile.ZipFile) -> set[int]:
-    name = "xl/styles.xml"
-    if name not in archive.namelist():
-        return set()
-    styles = parse_xml(read_member(archive, name), name)
+@functools.lru_cache(maxsize=64)
+def _percent_styles(styles_xml: bytes) -> frozenset[int]:
+    """Cell style indexes whose number format shows a percentage (cached by content)."""
+    styles = parse_xml(styles_xml, _STYLES)
     percent_fmts = set(_PERCENT_BUILTIN)
     for fmt in styles.iter(f"{NS_MAIN}numFmt"):
         code = fmt.get("formatCode", "")
@@ -145,53 +204,112 @@ def _percent_styles(archive: zipfile.ZipFile) -> set[int]:
         for index, xf in enumerate(xfs.findall(f"{NS_MAIN}xf")):
             if int(xf.get("numFmtId", "0")) in percent_fmts:
                 found.add(index)
-    return found
+    return frozenset(found)
 
 
-def _scan_sheet(archive: zipfile.ZipFile, name: str, part: str, state: str) -> SheetScan:
-    scan = SheetScan(name=name, part=part, state=state)
-    if part not in archive.namelist():
-        raise HostileFile("corrupt-file", f"{name}: 缺少工作表部件 / missing sheet part {part}")
-    depth_cell: CellInfo | None = None
-    ref = ""
-    with archive.open(part) as handle:
-        for event, element in iterparse_xml(handle, part):
-            tag = element.tag
-            if event == "start":
-                if tag == f"{NS_MAIN}c":
-                    ref = element.get("r", "")
-                    depth_cell = CellInfo(style=int(element.get("s", "0") or 0))
-                continue
-            if tag == f"{NS_MAIN}row":
-                if len(element):
-                    scan.rows += 1
-                    if scan.rows > MAX_ROWS:
-                        raise HostileFile("too-many-rows", f"{name}: > {MAX_ROWS} 行 / rows")
-                element.clear()
-            elif tag == f"{NS_MAIN}f" and depth_cell is not None:
-                depth_cell.formula = element.text or ("(共享公式 / shared)" if element.get("t") == "shared" else "")
-            elif tag == f"{NS_MAIN}v" and depth_cell is not None:
-                depth_cell.has_value = bool(element.text)
-            elif tag == f"{NS_MAIN}is" and depth_cell is not None:
-                depth_cell.has_value = True
-            elif tag == f"{NS_MAIN}c" and depth_cell is not None:
-                if ref:
-                    try:
-                        letters, row = coordinate_from_string(ref)
-                        col = column_index_from_string(letters)
-                    except ValueError as exc:
-                        raise HostileFile("corrupt-file", f"{name}: 单元格引用 / cell ref {ref!r}") from exc
-                    if row > MAX_ROW_INDEX or col > MAX_COLUMNS:
-                        raise HostileFile("too-many-rows", f"{name}: 单元格 / cell {ref} 超出 / beyond the limit")
-                    scan.max_row, scan.max_col = max(scan.max_row, row), max(scan.max_col, col)
-                    if depth_cell.formula is not None or depth_cell.style:
-                        scan.cells[ref] = depth_cell
-                depth_cell = None
-            elif tag == f"{NS_MAIN}sheetProtection":
-                scan.protected = element.get("sheet", "0") in ("1", "true")
-            elif tag == f"{NS_MAIN}dimension":
-                _check_dimension(name, element.get("ref", ""))
-    return scan
+class _SheetScanner:
+    """expat handlers for one worksheet part. Element names are matched without their
+    prefix, as calamine matches them, so a prefixed part cannot slip past the guard."""
+
+    def __init__(self, scan: SheetScan, cells: bool) -> None:
+        self.scan = scan
+        self.cells = cells
+        self.row = 0
+        self.col = 0
+        self.row_has_cells = False
+        self.cell: CellInfo | None = None
+        self.ref = ""
+        self.parser: Any = None
+        self.text: list[str] = []
+        self.shared = False
+
+    def setup(self, parser: Any) -> None:
+        self.parser = parser
+
+    def start(self, name: str, attrs: dict[str, str]) -> None:
+        tag = name.rpartition(":")[2]
+        scan = self.scan
+        if tag == "c":
+            ref = attrs.get("r")
+            if ref:
+                row, col = _position(scan.name, ref)
+            else:
+                # calamine places a cell without a reference after the previous one
+                row, col = self.row, self.col + 1
+            self.col = col
+            self.row_has_cells = True
+            if row > MAX_ROW_INDEX or col > MAX_COLUMNS:
+                raise HostileFile("too-many-rows", f"{scan.name}: 单元格 / cell {ref or _a1(row - 1, col - 1)} 超出 / beyond the limit")
+            if row > scan.max_row:
+                scan.max_row = row
+            if col > scan.max_col:
+                scan.max_col = col
+            if self.cells:
+                style = attrs.get("s")
+                self.cell = CellInfo(style=_int(scan.name, style) if style else 0)
+                self.ref = ref or _a1(row - 1, col - 1)
+        elif tag == "row":
+            number = attrs.get("r")
+            self.row = _int(scan.name, number) if number else self.row + 1
+            if self.row > MAX_ROW_INDEX:
+                raise HostileFile("too-many-rows", f"{scan.name}: 第 {self.row} 行超出 / row beyond the limit")
+            self.col = 0
+            self.row_has_cells = False
+        elif tag == "sheetProtection":
+            scan.protected = attrs.get("sheet", "0") in ("1", "true")
+        elif tag == "dimension":
+            _check_dimension(scan.name, attrs.get("ref", ""))
+        elif self.cell is None:
+            return
+        elif tag == "f":
+            self.cell.formula = ""
+            self.shared = attrs.get("t") == "shared"
+            self._collect()
+        elif tag == "v":
+            self._collect()
+        elif tag == "is":
+            self.cell.has_value = True
+
+    def _collect(self) -> None:
+        self.text = []
+        self.parser.CharacterDataHandler = self.text.append
+
+    def end(self, name: str) -> None:
+        tag = name.rpartition(":")[2]
+        if tag == "c":
+            cell = self.cell
+            if cell is not None and (cell.formula is not None or cell.style):
+                self.scan.cells[self.ref] = cell
+            self.cell = None
+        elif tag == "row":
+            if self.row_has_cells:
+                self.scan.rows += 1
+                if self.scan.rows > MAX_ROWS:
+                    raise HostileFile("too-many-rows", f"{self.scan.name}: > {MAX_ROWS} 行 / rows")
+        elif self.cell is None:
+            return
+        elif tag == "f":
+            self.parser.CharacterDataHandler = None
+            text = "".join(self.text)
+            self.cell.formula = text or ("(共享公式 / shared)" if self.shared else "")
+        elif tag == "v":
+            self.parser.CharacterDataHandler = None
+            self.cell.has_value = bool("".join(self.text))
+
+
+def _position(sheet: str, ref: str) -> tuple[int, int]:
+    try:
+        letters, row = coordinate_from_string(ref)
+        return row, column_index_from_string(letters)
+    except ValueError as exc:
+        raise HostileFile("corrupt-file", f"{sheet}: 单元格引用 / cell ref {ref!r}") from exc
+
+
+def _int(sheet: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise HostileFile("corrupt-file", f"{sheet}: {text!r}") from exc
 
 
 def _check_dimension(name: str, ref: str) -> None:
@@ -205,24 +323,6 @@ def _check_dimension(name: str, ref: str) -> None:
         raise HostileFile("corrupt-file", f"{name}: dimension {ref}")
 
 
-def _unsafe_prolog(archive: zipfile.ZipFile) -> None:
-    """OOXML parts never carry a DTD: refuse any that does (entity expansion), also in parts
-    only calamine reads (sharedStrings)."""
-    for info in archive.infolist():
-        if info.filename.endswith((".xml", ".rels")):
-            with archive.open(info) as handle:
-                head = handle.read(4096).upper()
-            if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-                raise HostileFile("unsafe-xml", f"{info.filename}: DTD/ENTITY")
-
-
-def scan_workbook(path: Path) -> tuple[list[SheetScan], set[int]]:
-    with zipfile.ZipFile(path) as archive:
-        _unsafe_prolog(archive)
-        sheets = [_scan_sheet(archive, n, p, s) for n, p, s in _workbook_sheets(archive)]
-        return sheets, _percent_styles(archive)
-
-
 # --------------------------------------------------------------------------- reading
 
 
@@ -234,7 +334,10 @@ def _text(value: object) -> str:
     return str(value).strip()
 
 
-def _grid(workbook: calamine.CalamineWorkbook, name: str) -> list[list[Any]]:
+def _grid(workbook: calamine.CalamineWorkbook, book: WorkbookParts, name: str, *, cells: bool = True) -> list[list[Any]]:
+    """The sheet's values; its scan (the extent guard) runs first, so calamine never builds
+    the dense grid of a sheet with a cell a million rows down."""
+    book.scan(name, cells=cells)
     rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
     # calamine gives "" for an empty cell; the normaliser wants None (blank ≠ empty text).
     return [[None if v == "" else v for v in row] for row in rows]
@@ -330,8 +433,8 @@ def read_submission(path: Path, *, file: str, secret: bytes, catalogue: Catalogu
 
 
 def _read(result: SubmissionRead, secret: bytes, catalogue: Catalogue) -> None:
-    inspect_file(result.path)
-    scans, percent_styles = scan_workbook(result.path)
+    check = inspect_file(result.path)
+    book = WorkbookParts(result.path, check)
     result.openable = True
     # From a file object, not a path: calamine cannot open names that are not valid UTF-8.
     with result.path.open("rb") as handle:
@@ -341,19 +444,18 @@ def _read(result: SubmissionRead, secret: bytes, catalogue: Catalogue) -> None:
             result.openable = False
             raise HostileFile("corrupt-file", f"{type(exc).__name__}: {exc}") from exc
         try:
-            payload = _check_metadata(result, workbook, scans, secret, catalogue)
-            _read_form(result, workbook, scans, percent_styles, payload, catalogue)
+            payload = _check_metadata(result, workbook, book, secret, catalogue)
+            _read_form(result, workbook, book, payload, catalogue)
         finally:
             workbook.close()
 
 
-def _check_metadata(result, workbook, scans, secret, catalogue) -> dict:
+def _check_metadata(result, workbook, book: WorkbookParts, secret, catalogue) -> dict:
     file = result.file
-    names = [s.name for s in scans]
-    if SHEET_META not in names:
+    if SHEET_META not in book.names:
         result.problems.append(problem("not-a-template", file, detail="没有模板标识 / no template metadata"))
         raise _Reject
-    meta = _meta(_grid(workbook, SHEET_META))
+    meta = _meta(_grid(workbook, book, SHEET_META, cells=False))
     text, signature = meta.get("payload"), meta.get("signature")
     if not text or not signature:
         result.problems.append(problem("metadata-tampered", file, SHEET_META, detail="缺少签名 / payload or signature missing"))
@@ -404,31 +506,31 @@ def _check_name(result: SubmissionRead, catalogue: Catalogue) -> None:
         ))
 
 
-def _form_sheet(result, workbook, scans) -> tuple[SheetScan, list[list[Any]], tuple]:
-    by_name = {s.name: s for s in scans}
-    if SHEET_FORM in by_name:
-        grid = _grid(workbook, SHEET_FORM)
+def _form_sheet(result, workbook, book: WorkbookParts) -> tuple[SheetScan, list[list[Any]], tuple]:
+    if SHEET_FORM in book.names:
+        grid = _grid(workbook, book, SHEET_FORM)
         found = _find_header(grid)
         if found is not None:
-            return by_name[SHEET_FORM], grid, found
-    for scan in scans:
-        if scan.name in (SHEET_FORM, SHEET_META, SHEET_HELP):
+            return book.scan(SHEET_FORM), grid, found
+    for name in book.names:
+        if name in (SHEET_FORM, SHEET_META, SHEET_HELP):
             continue
-        grid = _grid(workbook, scan.name)
+        grid = _grid(workbook, book, name)
         found = _find_header(grid)
         if found is not None:
-            result.problems.append(problem("sheet-renamed", result.file, scan.name, detail=scan.name))
-            return scan, grid, found
-    if SHEET_FORM in by_name:
+            result.problems.append(problem("sheet-renamed", result.file, name, detail=name))
+            return book.scan(name), grid, found
+    if SHEET_FORM in book.names:
         result.problems.append(problem("column-missing", result.file, SHEET_FORM, detail="指标编号 / 本期实际值"))
     else:
         result.problems.append(problem("sheet-missing", result.file))
     raise _Reject
 
 
-def _read_form(result, workbook, scans, percent_styles, payload, catalogue) -> None:
+def _read_form(result, workbook, book: WorkbookParts, payload, catalogue) -> None:
     file = result.file
-    scan, grid, (header_row, cols, extra_cols) = _form_sheet(result, workbook, scans)
+    percent_styles = book.percent_styles
+    scan, grid, (header_row, cols, extra_cols) = _form_sheet(result, workbook, book)
     sheet = scan.name
     result.sheet = sheet
     if not scan.protected:

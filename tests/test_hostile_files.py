@@ -58,6 +58,11 @@ def world(tmp_path_factory):
 
     appended = "".join(f'<row r="{r}"><c r="A{r}" t="inlineStr"><is><t>x</t></is></c></row>' for r in range(40, 100_040))
     far = '<row r="500000"><c r="A500000" t="inlineStr"><is><t>x</t></is></c></row>'
+    # No cell reference: calamine places the cell by the row number, 900 000 rows down.
+    meta_part = "xl/worksheets/sheet3.xml"
+    meta = zipfile.ZipFile(io.BytesIO(clean)).read(meta_part).decode()
+    assert "payload" in meta  # the template's third sheet is _meta
+    far_unreferenced = '<row r="900000"><c t="inlineStr"><is><t>x</t></is></c></row>'
     content_types = zipfile.ZipFile(io.BytesIO(clean)).read("[Content_Types].xml").decode()
     xlsm_types = content_types.replace(
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml",
@@ -101,6 +106,7 @@ def world(tmp_path_factory):
         "laughs_sheet.xlsx": (_rezip(clean, replace={"xl/worksheets/sheet1.xml": ('<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">]>' + re.sub(r"^<\\?xml[^>]*\\?>", "", sheet)).encode()}), "unsafe-xml"),
         "rows_100k.xlsx": (_rezip(clean, replace={"xl/worksheets/sheet1.xml": sheet.replace("</sheetData>", appended + "</sheetData>").encode()}), "too-many-rows"),
         "far_cell.xlsx": (_rezip(clean, replace={"xl/worksheets/sheet1.xml": sheet.replace("</sheetData>", far + "</sheetData>").encode()}), "too-many-rows"),
+        "far_meta_cell.xlsx": (_rezip(clean, replace={meta_part: meta.replace("</sheetData>", far_unreferenced + "</sheetData>").encode()}), "too-many-rows"),
         "truncated.xlsx": (clean[: len(clean) // 2], "corrupt-file"),
         "foreign_project.xlsx": (fill_openpyxl(foreign, root / "foreign.xlsx", CLEAN).read_bytes(), "signature-mismatch"),
         "injected.xlsx": (fill_openpyxl(template, root / "inj.xlsx", CLEAN, edit=injected).read_bytes(), "not-a-number"),
