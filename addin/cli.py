@@ -202,32 +202,47 @@ def _register_optional_commands() -> None:
         module.register(app)
 
 
+# Errors that mean "bad input": message and exit 2, no traceback. Named by module, so that a
+# command that never loads a module (e.g. a no-change consolidation, which must stay under a
+# second) does not pay for importing it just to catch its exceptions.
+_USER_ERRORS = (
+    ("plan_tracker.cli", "UserError"),
+    ("plan_tracker.project", "ProjectError"),
+    ("plan_tracker.periods", "PeriodError"),
+    ("plan_tracker.store", "StoreError"),
+    ("plan_tracker.catalogue", "UnknownIndicator"),
+    ("plan_tracker.schemas.catalogue", "CatalogueError"),
+    ("plan_tracker.schemas.observations", "ImportRejected"),
+)
+
+
+def _is_user_error(exc: BaseException) -> bool:
+    for module_name, class_name in _USER_ERRORS:
+        module = sys.modules.get(module_name)
+        if module is not None and isinstance(exc, getattr(module, class_name)):
+            return True
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; turns known errors into clear messages and exit codes."""
-    from plan_tracker.catalogue import UnknownIndicator
-    from plan_tracker.periods import PeriodError
-    from plan_tracker.project import ProjectError
-    from plan_tracker.schemas.catalogue import CatalogueError
-    from plan_tracker.schemas.observations import ImportRejected
-    from plan_tracker.store import StoreError
+    import click
 
     _register_optional_commands()
     try:
         app(args=argv, standalone_mode=False)
-    except (UserError, ProjectError, CatalogueError, ImportRejected, PeriodError, UnknownIndicator, StoreError) as exc:
-        err.print(f"[red]错误 / error:[/] {exc}", highlight=False, markup=True)
-        return 2
     except typer.Exit as exc:
         return exc.exit_code
-    except typer.Abort:
+    except (typer.Abort, click.Abort):
         return 1
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except Exception as exc:
+        if not _is_user_error(exc):
+            raise
+        err.print(f"[red]错误 / error:[/] {exc}", highlight=False, markup=True)
+        return 2
     return 0
 
 
