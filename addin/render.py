@@ -26,8 +26,10 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import re
 import shutil
+import unicodedata
 import zipfile
 from collections.abc import Sequence
 from copy import copy
@@ -228,6 +230,17 @@ def _write_value(
     return cell
 
 
+DATA_LINE_HEIGHT = 15.0
+
+
+def _wrapped_lines(value: object, width: float) -> int:
+    """Lines a wrapped text needs in a column ``width`` characters wide (CJK counts double)."""
+    if not isinstance(value, str) or not value:
+        return 1
+    display = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
+    return max(1, math.ceil(display / max(width - 1, 1)))
+
+
 def _write_block(ws: Worksheet, placement: BlockPlacement, styles: _Styles) -> None:
     block = placement.block
     _write_value(ws, placement.title_row, placement.first_col, block.title, styles, ("block",), **_BLOCK_TITLE)
@@ -241,6 +254,10 @@ def _write_block(ws: Worksheet, placement: BlockPlacement, styles: _Styles) -> N
     wrap_columns = {i for i, c in enumerate(block.columns) if c.width >= 30 and c.kind == "text"}
     for r, row in enumerate(block.rows):
         sheet_row = placement.first_row + r
+        lines = max((_wrapped_lines(row[i], block.columns[i].width) for i in wrap_columns), default=1)
+        if lines > 1:
+            # Same reason as the header rows: LibreOffice keeps the default height on load.
+            ws.row_dimensions[sheet_row].height = DATA_LINE_HEIGHT * lines
         for i, column in enumerate(block.columns):
             value = row[i]
             fmt = cell_number_format(block, row, column)
