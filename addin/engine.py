@@ -227,6 +227,39 @@ class Facts:
         return list(found.values())
 
 
+@dataclass(frozen=True)
+class ComponentPart:
+    """One component of a derived indicator at a period (for breakdowns in the tabs)."""
+
+    indicator_id: str
+    value: float | None
+    part: float | None  # share: percent of the denominator; count: 1.0 reaches the threshold, 0.0 not
+
+
+def derived_parts(ind: Indicator, period: Period, facts: Facts) -> list[ComponentPart]:
+    """The numerator components of a share with their part of the denominator, or the items
+    of a count with whether each reaches the threshold, by the same rule as the derived value."""
+    derived = ind.derived
+    if derived is None:
+        return []
+    catalogue = facts.catalogue
+    if derived.kind == "count_at_least":
+        parts = []
+        for cid in derived.items:
+            value = facts.value(catalogue.get(cid), period)
+            reached = None if value is None else float(value >= derived.threshold - _EPS)
+            parts.append(ComponentPart(cid, value, reached))
+        return parts
+    denominators = [facts.value(catalogue.get(c), period) for c in derived.denominator]
+    whole = None if any(d is None for d in denominators) else sum(denominators)
+    parts = []
+    for cid in derived.numerator:
+        value = facts.value(catalogue.get(cid), period)
+        part = value / whole * 100.0 if value is not None and whole else None
+        parts.append(ComponentPart(cid, value, part))
+    return parts
+
+
 def _isnan(value: object) -> bool:
     return isinstance(value, float) and math.isnan(value)
 

@@ -59,7 +59,9 @@ from plan_tracker.engine import (
     ON_TRACK,
     STATUS_ZH,
     STATUSES,
+    Facts,
     GapResult,
+    derived_parts,
 )
 from plan_tracker.periods import BASE_YEAR, PLAN_END, PLAN_START, Period, parse_period
 
@@ -543,7 +545,7 @@ def _overall_block(catalogue: Catalogue, results: dict[str, GapResult]) -> Block
     )
 
 
-def _tier_block(catalogue: Catalogue, results: dict[str, GapResult]) -> Block:
+def _tier_block(catalogue: Catalogue, results: dict[str, GapResult], facts: Facts) -> Block:
     """The 千亿级 / 五百亿级 cluster checks: each cluster's size beside the threshold, and the
     engine's count of clusters that reach it."""
     columns = [
@@ -553,28 +555,33 @@ def _tier_block(catalogue: Catalogue, results: dict[str, GapResult]) -> Block:
         Column("threshold", "门槛", "threshold", "number", width=10, unit_key="unit"),
         Column("period", "报告期", "period", width=10),
         Column("actual", "本期实际", "actual", "number", width=12, unit_key="unit"),
+        Column("reached", "达到门槛", "reached", width=10),
         Column("outlook", "期末预计", "outlook", "number", width=12, unit_key="unit"),
         Column("target", "目标", "target", "number", width=12, unit_key="unit"),
         Column("status", "状态", "status", "status", width=16),
     ]
     rows = []
+    reached_label = {1.0: "是 yes", 0.0: "否 no", None: None}
     for ind in catalogue:
         derived = ind.derived
         if derived is None or derived.kind != "count_at_least":
             continue
         threshold = derived.threshold
         tier = f"{threshold:g}亿元级 {threshold:g} bn-yuan tier"
+        r = results[ind.id]
+        # Each cluster at the count's period, by the engine's own rule for the count.
+        parts = {p.indicator_id: p for p in derived_parts(ind, parse_period(r.period), facts)}
         for cid in derived.items:
-            r = results[cid]
             cluster = catalogue.get(cid)
+            part = parts[cid]
             rows.append([
                 tier, cluster.name_zh, cluster.unit or None, threshold, r.period,
-                _actual(r.actual), _num(r.outlook), _num(r.final_target), None,
+                part.value, reached_label[part.part], _num(results[cid].outlook),
+                _num(results[cid].final_target), None,
             ])
-        r = results[ind.id]
         rows.append([
             tier, f"达到门槛的集群数 {ind.name_zh}", ind.unit or None, None, r.period,
-            _actual(r.actual), _num(r.outlook), _num(r.target), status_label(r.status),
+            _actual(r.actual), None, _num(r.outlook), _num(r.target), status_label(r.status),
         ])
     return Block(
         "tiers", "二、千亿级与五百亿级集群 Cluster size checks", columns, rows,
@@ -582,9 +589,9 @@ def _tier_block(catalogue: Catalogue, results: dict[str, GapResult]) -> Block:
     )
 
 
-def _share_block(catalogue: Catalogue, results: dict[str, GapResult]) -> Block:
-    """The 8 clusters' output and their part of above-scale output; the total share and its
-    status are the engine's (O_CLUSTER_SHARE), the per-cluster parts a plain breakdown."""
+def _share_block(catalogue: Catalogue, results: dict[str, GapResult], facts: Facts) -> Block:
+    """The 8 clusters' output and their part of above-scale output, all from the engine: the
+    total share and its status (O_CLUSTER_SHARE) and the per-cluster parts (derived_parts)."""
     columns = [
         Column("name_zh", "集群", "cluster", width=34),
         Column("unit", "单位", "unit", width=7),
@@ -602,19 +609,13 @@ def _share_block(catalogue: Catalogue, results: dict[str, GapResult]) -> Block:
     )
     rows: list[list[Any]] = []
     if share is not None:
-        total_id = share.derived.denominator[0] if len(share.derived.denominator) == 1 else None
-        total = results.get(total_id) if total_id else None
-        for cid in share.derived.numerator:
-            r = results[cid]
-            part = None
-            actual, whole = _num(r.actual), _num(total.actual) if total else None
-            if actual is not None and whole and total is not None and total.period == r.period:
-                part = actual / whole * 100.0
-            rows.append([
-                catalogue.group(catalogue.get(cid).group).name_zh, r.unit or None, r.period,
-                actual, part, None, None,
-            ])
         r = results[share.id]
+        for part in derived_parts(share, parse_period(r.period), facts):
+            cluster = catalogue.get(part.indicator_id)
+            rows.append([
+                catalogue.group(cluster.group).name_zh, cluster.unit or None, r.period,
+                part.value, part.part, None, None,
+            ])
         rows.append([
             share.name_zh, None, r.period, None, _num(r.actual), _num(r.target),
             status_label(r.status),
@@ -713,6 +714,7 @@ def _dashboard(
     results: dict[str, GapResult],
     annual: dict[int, dict[str, GapResult]],
     period_text: str,
+    facts: Facts,
     synthetic: bool = False,
 ) -> Tab:
     path = _path_block(catalogue, annual)
@@ -747,8 +749,8 @@ def _dashboard(
         ],
         blocks=[
             _overall_block(catalogue, results),
-            _tier_block(catalogue, results),
-            _share_block(catalogue, results),
+            _tier_block(catalogue, results, facts),
+            _share_block(catalogue, results, facts),
             _status_count_block(catalogue, results),
             _cluster_chart_block(catalogue, results),
             path,
@@ -982,7 +984,7 @@ def build_tabs_from(
         " / Flows are year-to-date; the period target is the schedule target (序时进度)."
     )
     return [
-        _dashboard(catalogue, results, annual, shown, is_synthetic(inputs.observations)),
+        _dashboard(catalogue, results, annual, shown, ctx.facts, is_synthetic(inputs.observations)),
         Tab(
             name=CLUSTERS,
             title=f"八大产业集群 Eight industrial clusters — {shown}",

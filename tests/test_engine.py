@@ -456,3 +456,21 @@ def test_property_growth_realised_equals_rate_of_a_steady_path(base, rate, year)
     assert s.on_course is True
     assume(rate < 9.9 or rate > 10.1)
     assert (r.status == "on_track") == (rate >= 10)
+
+
+def test_derived_parts_agree_with_the_derived_value():
+    from plan_tracker.engine import derived_parts
+
+    values = [520, 1500, 990, 480, 650, 1200, 400, 100]
+    f = facts(*_cluster_rows("2025", values, 7000))
+    period = parse_period("2025")
+    share = CATALOGUE.get("O_CLUSTER_SHARE")
+    parts = derived_parts(share, period, f)
+    assert [p.indicator_id for p in parts] == CLUSTERS
+    assert close(sum(p.part for p in parts), f.value(share, period))
+    count = CATALOGUE.get("O_CLUSTERS_1000")
+    flags = {p.indicator_id: p.part for p in derived_parts(count, period, f)}
+    assert flags == {"C2_OUTPUT": 1.0, "C3_OUTPUT": 0.0, "C6_OUTPUT": 1.0}
+    assert sum(flags.values()) == f.value(count, period)
+    missing = derived_parts(share, period, facts(*_cluster_rows("2025", values, 7000)[:-1]))
+    assert all(p.part is None for p in missing)  # no denominator, no parts

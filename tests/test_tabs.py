@@ -176,11 +176,17 @@ def test_dashboard_blocks_are_the_engine_numbers(project: Project, tabs: dict[st
     assert {r["name_zh"] for r in tiers if r["threshold"] == 1000.0} == {
         ctx.catalogue.get(c).name_zh for c in ("C2_OUTPUT", "C3_OUTPUT", "C6_OUTPUT")
     }
+    # each cluster's "reached" flag adds up to the engine's count, tier by tier
+    for count_id, threshold in (("O_CLUSTERS_1000", 1000.0), ("O_CLUSTERS_500", 500.0)):
+        clusters = [r for r in tiers if r["threshold"] == threshold]
+        assert all(r["reached"] == ("是 yes" if r["actual"] >= threshold else "否 no") for r in clusters)
+        assert sum(r["reached"] == "是 yes" for r in clusters) == by_id[count_id].actual
 
     shares = dash.block("shares").records()
     assert _same(shares[-1]["share"], by_id["O_CLUSTER_SHARE"].actual)
     total = by_id["O_IND_OUTPUT"].actual
     assert _same(shares[0]["share"], by_id["C1_OUTPUT"].actual / total * 100)
+    assert _same(sum(r["share"] for r in shares[:-1]), by_id["O_CLUSTER_SHARE"].actual)
 
     paths = dash.block("cluster_paths").records()
     assert len(paths) == 8 * 6
