@@ -30,8 +30,12 @@ def consolidate_command(
     project: ProjectOption = None,
     period: Annotated[str | None, typer.Option("--period", help="报告期 / period: 2025, 2025-Q3, 2025-09 … (else 总览!B3)")] = None,
     workbook: Annotated[Path | None, typer.Option("--workbook", "-w", help="主工作簿 / master workbook (default <project>/plan_tracker.xlsm)")] = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="另一次汇总正在进行时最多等待的秒数（定时任务可用 600）/ seconds to wait for a consolidation already running (0: stop at once with exit code 2; a scheduled job can pass 600)")] = 0,
 ) -> None:
-    """汇总 / consolidate: read the inbox, compute every target and write the tabs into the master workbook."""
+    """汇总 / consolidate: read the inbox, compute every target and write the tabs into the master workbook.
+
+    One consolidation of a project runs at a time: a second one waits up to --wait seconds,
+    then stops with exit code 2 and a message naming who is running it."""
     from plan_tracker.cli import _project
     from plan_tracker.consolidate import consolidate
     from plan_tracker.workbook import WorkbookOpenError
@@ -39,7 +43,8 @@ def consolidate_command(
 
     console = Console()
     try:
-        report = consolidate(_project(project), workbook, period, progress=lambda m: console.print(m, style="dim"))
+        report = consolidate(_project(project), workbook, period, wait=wait,
+                             progress=lambda m: console.print(m, style="dim"))
     except WorkbookOpenError as exc:
         raise _user_error(str(exc)) from exc
     for line in report.summary_lines():

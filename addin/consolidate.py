@@ -18,6 +18,15 @@ at once ("无变化，未重写 / nothing changed, workbook not rewritten"); tha
 SQLite and the file system, so it imports neither pandas, pandera nor openpyxl (the whole
 run stays well under a second). A workbook saved by anyone since our write, a new value, a
 catalogue edit or another period makes the stamps differ, and the workbook is rewritten.
+
+One at a time: :func:`prepare` (the steps the CLI, the desktop buttons and the xlwings Server
+scripts share: lock, intake, context, tabs) holds the store's exclusive lock
+:data:`LOCK_NAME` until the caller has written its output, so two coordinators, or a
+scheduled job and a button, never interleave; the second waits up to ``wait`` seconds, then
+gets :class:`ConsolidationBusy` naming the holder. The lock is the operating system's (or
+PostgreSQL's), so a killed run leaves none behind. What a crash at any point leaves, and how
+the next run repairs it: ``docs/reliability.md``; :func:`crash_point` is the hook the tests
+use to kill a run at a named step.
 """
 
 from __future__ import annotations
@@ -27,10 +36,12 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -41,15 +52,22 @@ from typing import Any
 from plan_tracker import __version__
 from plan_tracker.periods import Period, PeriodError, parse_period
 from plan_tracker.project import Project
-from plan_tracker.store import default_actor
+from plan_tracker.store import Store, StoreBusy, default_actor
 from plan_tracker.workbook import check_not_open_in_excel
 
 __all__ = [
+    "CRASH_ENV",
+    "ConsolidationBusy",
     "ConsolidationReport",
+    "LOCK_NAME",
     "PERIOD_CELL",
+    "Prepared",
     "STAMP_FILE",
     "consolidate",
+    "consolidation_lock",
+    "crash_point",
     "default_workbook_path",
+    "prepare",
     "read_period_choice",
 ]
 
@@ -64,6 +82,54 @@ DASHBOARD = "总览"
 #: ``plan_tracker.service.CATALOGUE_FILE``, for the same reason.
 CATALOGUE_FILE = "catalogue.csv"
 UNCHANGED_NOTE = "无变化，未重写 / nothing changed, workbook not rewritten"
+#: The store's exclusive lock every consolidation takes (CLI, buttons, xlwings Server).
+LOCK_NAME = "consolidate"
+#: Test hook: a run with this variable set kills itself at the named step (see crash_point).
+CRASH_ENV = "PLAN_TRACKER_CRASH_AT"
+
+
+def crash_point(step: str) -> None:
+    """Kill this process, as ``kill -9`` would, when ``PLAN_TRACKER_CRASH_AT`` names ``step``.
+
+    Only the crash tests set the variable (tests/test_reliability.py, docs/reliability.md);
+    unset, this is one dictionary lookup. SIGKILL, not an exception: no ``finally`` block,
+    no ``atexit`` and no buffered write may run, exactly as when the machine loses power or
+    the process is killed, which is what the tests must survive."""
+    if os.environ.get(CRASH_ENV) == step:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))  # Windows: TerminateProcess
+
+
+class ConsolidationBusy(StoreBusy):
+    """Another consolidation holds :data:`LOCK_NAME`; the message names who and since when."""
+
+    def __init__(self, busy: StoreBusy) -> None:
+        super().__init__(busy.name, busy.holder, busy.waited)
+        if self.holder:
+            h = self.holder
+            who_zh = (f"用户 {h.get('user', '?')}，主机 {h.get('host', '?')}，进程 {h.get('pid', '?')}，"
+                      f"开始于 {h.get('started_at', '?')}")
+            who_en = (f"user {h.get('user', '?')}, host {h.get('host', '?')}, pid {h.get('pid', '?')},"
+                      f" since {h.get('started_at', '?')}")
+        else:  # the holder is writing its name right now
+            who_zh, who_en = "另一个进程", "another process"
+        waited_zh = f"已等待 {self.waited:g} 秒，" if self.waited > 0 else ""
+        waited_en = f"; waited {self.waited:g} s" if self.waited > 0 else ""
+        self.args = (
+            f"另一次汇总正在进行（{who_zh}），{waited_zh}请稍后再试（定时任务可用 --wait 秒数 等待）"
+            f" / another consolidation is running ({who_en}){waited_en}: try again when it has"
+            " finished (a scheduled job can pass --wait SECONDS)",
+        )
+
+
+@contextmanager
+def consolidation_lock(store: Store, *, wait: float = 0) -> Iterator[dict]:
+    """Hold :data:`LOCK_NAME`, waiting up to ``wait`` seconds; else :class:`ConsolidationBusy`."""
+    with ExitStack() as stack:
+        try:
+            holder = stack.enter_context(store.exclusive(LOCK_NAME, wait=wait))
+        except StoreBusy as exc:
+            raise ConsolidationBusy(exc) from exc
+        yield holder
 
 
 @dataclass
@@ -284,6 +350,97 @@ def _unchanged_report(path: Path, chosen: str | None, source: str, recorded: dic
     return report
 
 
+# --------------------------------------------------------------------------- the shared steps
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` produced for the caller to write (tabs) and report."""
+
+    period: str | None
+    #: The caller's ``current`` check said its output is up to date: no tabs were built.
+    unchanged: bool = False
+    #: ``plan_tracker.intake.IntakeReport`` of this run (``None``: no intake ran).
+    intake: Any | None = None
+    intake_note: str = ""
+    files_accepted: int = 0
+    files_rejected: int = 0
+    context: Any | None = None  # plan_tracker.service.PlanContext
+    tabs: list[Any] = field(default_factory=list)  # plan_tracker.tabs.Tab
+    status_counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    holder: dict[str, Any] = field(default_factory=dict)  # who holds the lock: us
+
+
+@contextmanager
+def prepare(
+    project: Project,
+    period: str | None,
+    *,
+    actor: str | None = None,
+    progress: Callable[[str], None] | None = None,
+    today: date | None = None,
+    intake: bool = True,
+    wait: float = 0,
+    current: Callable[[int], bool] | None = None,
+) -> Iterator[Prepared]:
+    """Lock, intake, context, tabs: the steps ``plan-tracker consolidate``, the desktop buttons
+    and the xlwings Server scripts share. Used as ``with prepare(...) as prepared:``; the lock
+    (:data:`LOCK_NAME`) is held until the block ends, so the caller's write is covered too.
+
+    ``period`` is canonical (or ``None``: each indicator's default). ``intake=False`` (the
+    刷新 Refresh button) leaves the inbox alone. ``current(data_version)``, when given, is
+    asked before the intake (only when the inbox is empty) and again after it; when it says
+    the caller's output already reflects that version, nothing more is computed and
+    ``prepared.unchanged`` is set. Raises :class:`ConsolidationBusy` when another
+    consolidation still holds the lock after ``wait`` seconds.
+    """
+    actor = actor or default_actor()
+    say = progress or (lambda _message: None)
+    prepared = Prepared(period=period)
+    with project.open_store() as store, consolidation_lock(store, wait=wait) as holder:
+        prepared.holder = holder
+        crash_point("locked")
+        waiting = intake and _inbox_has_files(project)
+        if intake and not waiting:
+            prepared.intake_note = "收件箱为空 / inbox empty"
+        # The light path: nothing in the inbox and nothing new in the store. Only SQLite and
+        # the file system are read, so pandas, pandera and openpyxl are not even imported.
+        if not waiting and current is not None and current(store.data_version()):
+            prepared.unchanged = True
+            yield prepared
+            return
+        mark = time.perf_counter()
+        module = _optional("plan_tracker.intake") if waiting else None
+        if waiting and module is None:
+            prepared.intake_note = "未安装收件模块，跳过 / intake module not installed: skipped"
+        if module is not None:
+            say("收件 / reading the inbox …")
+            outcome = module.run_intake(project, actor=actor)
+            prepared.intake = outcome
+            prepared.files_accepted = _count(getattr(outcome, "accepted", 0))
+            prepared.files_rejected = _count(getattr(outcome, "rejected", 0))
+        prepared.timings["intake"] = time.perf_counter() - mark
+        crash_point("intake-done")
+
+        from plan_tracker import service
+        from plan_tracker.tabs import build_tabs
+
+        say("计算 / computing …")
+        mark = time.perf_counter()
+        ctx = prepared.context = service.load_context(project)
+        # Intake may have found only files it had seen before: the version decides, not the inbox.
+        if current is not None and current(ctx.data_version):
+            prepared.unchanged = True
+            yield prepared
+            return
+        prepared.status_counts = dict(Counter(r.status for r in ctx.evaluate(period, today=today)))
+        prepared.tabs = build_tabs(ctx, store, period, ctx.catalogue, today=today)
+        prepared.timings["tabs"] = time.perf_counter() - mark
+        crash_point("tabs-built")
+        yield prepared
+
+
 # --------------------------------------------------------------------------- consolidate
 
 
@@ -295,16 +452,18 @@ def consolidate(
     actor: str | None = None,
     progress: Callable[[str], None] | None = None,
     today: date | None = None,
+    wait: float = 0,
 ) -> ConsolidationReport:
     """Intake, store, compute and render into the master workbook; see the module docstring.
 
-    Raises ``WorkbookOpenError`` before doing anything while Excel has the workbook open.
+    Raises ``WorkbookOpenError`` before doing anything while Excel has the workbook open, and
+    :class:`ConsolidationBusy` when another consolidation of the project is still running
+    after ``wait`` seconds.
     """
     actor = actor or default_actor()
     say = progress or (lambda _message: None)
     path = Path(workbook) if workbook is not None else default_workbook_path(project)
     today = today or date.today()
-    timings: dict[str, float] = {}
     started = time.perf_counter()
     check_not_open_in_excel(path)
 
@@ -314,51 +473,43 @@ def consolidate(
         chosen = read_period_choice(path)
         source = f"{DASHBOARD}!{PERIOD_CELL}" if chosen else "default"
 
-    report = ConsolidationReport(workbook=path, period=chosen, period_source=source)
-    recorded = _read_stamps(project).get(_stamp_key(path))
-    mark = time.perf_counter()
-    intake = None
-    if not _inbox_has_files(project):
-        report.intake_note = "收件箱为空 / inbox empty"
-        if recorded is not None:
-            with project.open_store() as store:
-                now = _stamp(project, path, store.data_version(), chosen, source, today)
-            if {k: recorded.get(k) for k in now} == now:
-                return _unchanged_report(path, chosen, source, recorded, started)
-    else:
-        intake = _optional("plan_tracker.intake")
-        if intake is None:
-            report.intake_note = "未安装收件模块，跳过 / intake module not installed: skipped"
-    if intake is not None:
-        say("收件 / reading the inbox …")
-        outcome = intake.run_intake(project, actor=actor)
-        report.intake = outcome
-        report.files_accepted = _count(getattr(outcome, "accepted", 0))
-        report.files_rejected = _count(getattr(outcome, "rejected", 0))
-    timings["intake"] = time.perf_counter() - mark
+    # Read under the lock (current() is called inside prepare): a run that waited for another
+    # one compares with the stamp that one wrote.
+    recorded: dict[str, Any] = {}
 
-    from plan_tracker import service
+    def current(data_version: int) -> bool:
+        recorded.clear()
+        recorded.update(_read_stamps(project).get(_stamp_key(path)) or {})
+        if not recorded:
+            return False
+        now = _stamp(project, path, data_version, chosen, source, today)
+        return {k: recorded.get(k) for k in now} == now
+
+    with prepare(project, chosen, actor=actor, progress=say, today=today, wait=wait,
+                 current=current) as prep:
+        if prep.unchanged:
+            report = _unchanged_report(path, chosen, source, recorded, started)
+            report.intake, report.intake_note = prep.intake, prep.intake_note
+            report.files_accepted, report.files_rejected = prep.files_accepted, prep.files_rejected
+            report.timings = {**prep.timings, **report.timings}
+            return report
+        report = ConsolidationReport(workbook=path, period=chosen, period_source=source)
+        report.intake, report.intake_note = prep.intake, prep.intake_note
+        report.files_accepted, report.files_rejected = prep.files_accepted, prep.files_rejected
+        report.status_counts = prep.status_counts
+        report.status_line = _status_line(report.status_counts)
+        _write(project, path, chosen, source, today, prep, report, actor, say, started)
+    say("完成 / done")
+    return report
+
+
+def _write(project: Project, path: Path, chosen: str | None, source: str, today: date,
+           prep: Prepared, report: ConsolidationReport, actor: str,
+           say: Callable[[str], None], started: float) -> None:
+    """Render the tabs (atomically), audit, stamp: the part only the file-based run has."""
     from plan_tracker.render import render_tabs
-    from plan_tracker.tabs import build_tabs
 
-    say("计算 / computing …")
-    mark = time.perf_counter()
-    ctx = service.load_context(project)
-    # Intake may have found only files it had seen before: the stamp decides, not the inbox.
-    if recorded is not None:
-        now = _stamp(project, path, ctx.data_version, chosen, source, today)
-        if {k: recorded.get(k) for k in now} == now:
-            unchanged = _unchanged_report(path, chosen, source, recorded, started)
-            unchanged.intake, unchanged.intake_note = report.intake, report.intake_note
-            unchanged.files_accepted, unchanged.files_rejected = report.files_accepted, report.files_rejected
-            unchanged.timings = {**timings, **unchanged.timings}
-            return unchanged
-    report.status_counts = dict(Counter(r.status for r in ctx.evaluate(chosen, today=today)))
-    report.status_line = _status_line(report.status_counts)
-    with project.open_store() as store:
-        tabs = build_tabs(ctx, store, chosen, ctx.catalogue, today=today)
-    timings["tabs"] = time.perf_counter() - mark
-
+    timings = dict(prep.timings)
     say("写入工作簿 / writing the workbook …")
     mark = time.perf_counter()
     existed = path.is_file()
@@ -366,8 +517,9 @@ def consolidate(
         _create_workbook(path, chosen)
         report.created_workbook = True
     rendered = render_tabs(
-        path, tabs, backup_dir=project.reports / BACKUP_FOLDER if existed else None
+        path, prep.tabs, backup_dir=project.reports / BACKUP_FOLDER if existed else None
     )
+    crash_point("workbook-replaced")
     timings["render"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
 
@@ -381,11 +533,12 @@ def consolidate(
              "workbook": str(path), "period": chosen, "rows": report.rows},
             actor=actor,
         )
+    crash_point("audited")
     # Stamped with the version our own audit entry committed, so a write by anyone after it
     # moves the counter on and the next run renders again. If someone wrote between our read
     # and our audit, the tabs may lack it: stamp the version they were built from instead,
     # which no longer matches, so the next run writes again.
-    built_from = ctx.data_version
+    built_from = prep.context.data_version
     stamp = _stamp(project, path, version if version == built_from + 1 else built_from,
                    chosen, source, today)
     stamp["report"] = {"status_counts": report.status_counts, "status_line": report.status_line,
@@ -397,5 +550,3 @@ def consolidate(
             f"无法记录汇总标记，下次将重新写入 / could not record the stamp ({exc.strerror}); the"
             " next run will write the workbook again"
         )
-    say("完成 / done")
-    return report

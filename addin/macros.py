@@ -7,9 +7,10 @@ Book API so that they run
   book xlwings Server builds from the request).
 
 Each macro reads the coordinator's period choice from the workbook (name ``ReportPeriod``,
-i.e. ``总览!B3``), runs the same functions the CLI runs (intake when installed,
-:func:`plan_tracker.service.load_context`, :func:`plan_tracker.tabs.build_tabs`) and writes the
-output tabs through xlwings (:mod:`plan_tracker.xlwings_writer`). Progress goes to the status
+i.e. ``总览!B3``), runs the same steps the CLI runs (:func:`plan_tracker.consolidate.prepare`:
+the project's consolidation lock, intake when installed, the plan context, the tabs) and,
+still holding the lock, writes the output tabs through xlwings
+(:mod:`plan_tracker.xlwings_writer`). Progress goes to the status
 bar where the engine has one (desktop Excel), the result to an alert in both. A problem the
 coordinator can fix (a period Excel cannot read, a consolidation already running, no project)
 is an alert that says what to do, never a traceback.
@@ -20,23 +21,22 @@ workbook lives in the project folder), else the current folder.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import importlib
 import logging
 import time
-from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import xlwings as xw
-from plan_tracker import service
+from plan_tracker.consolidate import prepare
 from plan_tracker.engine import STATUS_ZH, STATUSES
 from plan_tracker.periods import Period, PeriodError, parse_period
 from plan_tracker.project import Project, ProjectError
 from plan_tracker.store import StoreError, default_actor
-from plan_tracker.tabs import DASHBOARD, build_tabs
+from plan_tracker.tabs import DASHBOARD
 from plan_tracker.udfs.core import resolve_project
 from plan_tracker.xlwings_writer import write_tabs
 
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 PERIOD_NAME = "ReportPeriod"
 PERIOD_CELL = "B3"
 TITLE = "计划跟踪 Plan tracker"
-LOCK_NAME = "consolidate"
 
 
 class MacroProblem(Exception):
@@ -160,36 +159,14 @@ def _optional(name: str) -> Any | None:
         return None
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, int):
-        return value
-    try:
-        return len(value)
-    except TypeError:
-        return 0
-
-
-def _exclusive(store: Any) -> Any:
-    """One consolidation at a time per project, across processes (the store's named lock,
-    shared with ``plan-tracker consolidate``); a store without named locks runs unguarded."""
-    exclusive = getattr(store, "exclusive", None)
-    return exclusive(LOCK_NAME) if exclusive is not None else contextlib.nullcontext()
-
-
-def _run_intake(project: Project, say: Any) -> str:
-    """Import the inbox with the intake module (``plan_tracker.intake.run_intake``, the same
-    call as ``plan-tracker consolidate``) when it is installed."""
-    intake = _optional("plan_tracker.intake")
-    if intake is None:
-        return "未安装收件模块，仅刷新 / intake not installed: refreshed from the store"
-    say("读取收件箱 / reading the inbox …")
-    outcome = intake.run_intake(project, actor=default_actor())
-    accepted = _count(getattr(outcome, "accepted", 0))
-    rejected = _count(getattr(outcome, "rejected", 0))
+def _intake_line(prepared: Any) -> str:
+    if prepared.intake is None:  # intake not installed, or the inbox was empty
+        return prepared.intake_note
+    accepted, rejected = prepared.files_accepted, prepared.files_rejected
     return f"接收 {accepted} 个文件，退回 {rejected} 个 / accepted {accepted}, rejected {rejected} file(s)"
 
 
-def _summary(period: str | None, counts: Counter, written: dict[str, int], extra: str, seconds: float) -> str:
+def _summary(period: str | None, counts: Mapping[str, int], written: dict[str, int], extra: str, seconds: float) -> str:
     status = "，".join(f"{STATUS_ZH[s]} {counts.get(s, 0)}" for s in STATUSES)
     lines = [
         f"报告期 period: {period or '各指标最新期 latest per indicator'}",
@@ -216,14 +193,13 @@ def _rebuild(book: xw.Book, *, intake: bool) -> MacroResult:
     try:
         period = read_period(book)
         project = _project(book)
-        with project.open_store() as lock_store, _exclusive(lock_store):
-            extra = _run_intake(project, reporter.progress) if intake else ""
-            reporter.progress("计算 / computing …")
-            ctx = service.load_context(project)
-            counts = Counter(r.status for r in ctx.evaluate(period))
-            with project.open_store() as store:
-                tabs = build_tabs(ctx, store, period, ctx.catalogue)
-            written = write_tabs(book, tabs, reporter.progress)
+        # The lock is held until the tabs are written: a second click, or a scheduled
+        # plan-tracker consolidate, is told who is running instead of interleaving.
+        with prepare(project, period, actor=default_actor(), progress=reporter.progress,
+                     intake=intake) as prepared:
+            written = write_tabs(book, prepared.tabs, reporter.progress)
+        extra = _intake_line(prepared) if intake else ""
+        counts = prepared.status_counts
     except (MacroProblem, PeriodError, StoreError) as exc:
         return _failed(reporter, f"未完成 / not done: {exc}", started)
     except Exception as exc:  # noqa: BLE001 - the coordinator gets a message, the log the traceback
