@@ -69,6 +69,7 @@ _SPECS: tuple[ErrorSpec, ...] = (
     ErrorSpec("template-outdated", ERROR, "模板已过期：{detail}", "请向协调办索取最新模板后重新填写", "outdated template: {detail}"),
     ErrorSpec("department-mismatch", ERROR, "单位不符：本模板签发给 {expected}，但{detail}", "请使用本单位的模板填写；若确为本单位，请更正填报单位/文件名", "department mismatch: template issued to {expected}, but {detail}"),
     ErrorSpec("period-mismatch", ERROR, "期间不符：本模板是 {expected} 的模板，但{detail}", "请使用本期（{detail_period}）的模板填写，不要沿用其他期的模板", "period mismatch: this is the template for {expected}, but {detail}"),
+    ErrorSpec("period-closed", ERROR, "期间已关闭：{detail}的报送已截止（目前开放：{open}）", "请使用本期模板填写；如确需更正{detail}的数据，请联系协调办重新开放该期间", "period closed: reporting for {detail} is closed (open now: {open})"),
     ErrorSpec("sheet-missing", ERROR, "找不到“填报”工作表", "请使用原始模板，不要删除或改动“填报”工作表", "the 填报 sheet is missing"),
     ErrorSpec("sheet-renamed", WARNING, "“填报”工作表被改名为“{detail}”，已按其内容读取", "下次请不要修改工作表名称", "the 填报 sheet was renamed to {detail!r}; read by its content"),
     ErrorSpec("column-missing", ERROR, "找不到“{detail}”列", "请使用原始模板，不要删除或改动表头", "column {detail!r} is missing"),

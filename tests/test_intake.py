@@ -285,7 +285,7 @@ def test_a_crash_before_the_move_is_finished_by_the_next_run(tmp_path, monkeypat
     fill_openpyxl(template, project.inbox / "clean.xlsx", CLEAN)
     real = intake_module.place_file
 
-    def crash(src, dest):
+    def crash(src, dest, *batch):
         raise OSError("disk full")
 
     monkeypatch.setattr(intake_module, "place_file", crash)
