@@ -45,14 +45,18 @@ def templates(
 
 def intake(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="只显示将会发生什么，不做任何改动 / show what would happen, change nothing")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="另一次导入正在进行时最多等待的秒数 / seconds to wait while another intake runs")] = 30.0,
     project: ProjectOption = None,
 ) -> None:
-    """导入报表 / validate every file in inbox/: accepted → archive/, rejected → rejected/ with a feedback copy."""
+    """导入报表 / validate every file in inbox/: accepted → archive/, rejected → rejected/ with a feedback copy.
+
+    One intake at a time: while another runs (a scheduled job, a coordinator's button), this
+    one waits up to --wait seconds, then stops naming who holds it (exit code 2)."""
     from plan_tracker.intake import run_intake
     from plan_tracker.project import find_project
 
     proj = find_project(project)
-    report = run_intake(proj, dry_run=dry_run)
+    report = run_intake(proj, dry_run=dry_run, wait=wait)
     if not report.files:
         console.print(f"收件箱为空 / inbox is empty: {proj.inbox}")
         return
@@ -87,6 +91,79 @@ def intake(
     )
 
 
+periods_app = typer.Typer(
+    help="报送期间 / which periods are open for reporting (templates of a closed period are rejected)",
+    no_args_is_help=True,
+)
+
+
+@periods_app.command("list")
+def periods_list(project: ProjectOption = None) -> None:
+    """开放的期间 / list the periods open for reporting."""
+    from plan_tracker.intake import open_periods
+    from plan_tracker.project import find_project
+
+    with find_project(project).open_store() as store:
+        _show_open(open_periods(store))
+
+
+@periods_app.command("open")
+def periods_open(
+    period: Annotated[list[str] | None, typer.Argument(help="期间 / period: 2025-09, 2025-Q3, 2025年9月 …")] = None,
+    all_periods: Annotated[bool, typer.Option("--all", help="所有期间都开放（默认状态） / every period open (the default)")] = False,
+    project: ProjectOption = None,
+) -> None:
+    """开放期间 / open periods for reporting. The first period opened ends "every period open":
+    from then on only the listed periods accept templates."""
+    from plan_tracker.cli import UserError
+    from plan_tracker.intake import open_period, set_open_periods
+    from plan_tracker.project import find_project
+    from plan_tracker.store import default_actor
+
+    if all_periods == bool(period):
+        raise UserError("请给出期间，或用 --all / name one or more periods, or use --all")
+    with find_project(project).open_store() as store:
+        if all_periods:
+            _show_open(set_open_periods(store, None, actor=default_actor()))
+            return
+        current = None
+        for text in period or []:
+            current = open_period(store, text, actor=default_actor())
+        _show_open(current)
+
+
+@periods_app.command("close")
+def periods_close(
+    period: Annotated[list[str], typer.Argument(help="期间 / period: 2025-06, 2025-Q2 …")],
+    project: ProjectOption = None,
+) -> None:
+    """关闭期间 / close periods: their templates are then rejected (period-closed)."""
+    from plan_tracker.cli import UserError
+    from plan_tracker.intake import OpenPeriodsError, close_period
+    from plan_tracker.project import find_project
+    from plan_tracker.store import default_actor
+
+    with find_project(project).open_store() as store:
+        current = None
+        for text in period:
+            try:
+                current = close_period(store, text, actor=default_actor())
+            except OpenPeriodsError as exc:
+                raise UserError(str(exc)) from exc
+        _show_open(current)
+
+
+def _show_open(periods: list | None) -> None:
+    if periods is None:
+        console.print("所有期间都开放（未设置） / every period is open (not restricted)")
+    elif not periods:
+        console.print("[yellow]所有期间都已关闭 / every period is closed[/]: 任何模板都会被退回 / every template is rejected")
+    else:
+        shown = "、".join(f"{p.label_zh()} ({p})" for p in periods)
+        console.print(f"开放的期间 / open periods: {shown}", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     app.command("templates")(templates)
     app.command("intake")(intake)
+    app.add_typer(periods_app, name="periods")

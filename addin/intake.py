@@ -433,7 +433,7 @@ def open_period(store: Store, period: str, *, actor: str) -> list[Period]:
     """Open ``period`` for reporting. While every period is open (the default), the first
     period opened makes it the only open one: from then on the list decides."""
     current = open_periods(store) or []
-    return set_open_periods(store, [parse_period(period), *current], actor=actor) or []
+    return set_open_periods(store, [*current, parse_period(period)], actor=actor) or []
 
 
 def close_period(store: Store, period: str, *, actor: str) -> list[Period]:
