@@ -277,3 +277,69 @@ def test_a_write_by_someone_else_during_the_render_is_not_stamped_as_seen(projec
     monkeypatch.setattr(render, "render_tabs", real)
     assert not consolidate(project, period=PERIOD, actor="test", today=TODAY).unchanged
     assert consolidate(project, period=PERIOD, actor="test", today=TODAY).unchanged
+
+
+# --------------------------------------------------------------------------- one at a time
+
+
+def test_a_consolidation_already_running_is_named_and_nothing_is_touched(project, capsys) -> None:
+    import socket
+
+    from plan_tracker.consolidate import ConsolidationBusy
+    from plan_tracker.store import StoreBusy
+
+    path = build_workbook(project.root / "plan_tracker.xlsm", period=PERIOD)
+    before = path.read_bytes()
+    (project.inbox / "工信局_新.xlsx").write_bytes(b"not a workbook")
+    with project.open_store() as holder, holder.exclusive("consolidate"):
+        version = holder.data_version()
+        with pytest.raises(ConsolidationBusy) as raised:
+            consolidate(project, period=PERIOD, actor="test", today=TODAY, wait=0.3)
+        busy = raised.value
+        assert isinstance(busy, StoreBusy) and busy.waited >= 0.3
+        text = str(busy)
+        assert text.startswith("另一次汇总正在进行（用户 ") and "another consolidation is running" in text
+        assert f"进程 {os.getpid()}" in text and socket.gethostname() in text and "--wait" in text
+        # The CLI: exit 2 and the same message, no traceback.
+        assert main(["consolidate", "--project", str(project.root), "--period", PERIOD]) == 2
+        assert "另一次汇总正在进行" in " ".join(capsys.readouterr().err.split())
+        assert holder.data_version() == version
+    assert path.read_bytes() == before and (project.inbox / "工信局_新.xlsx").exists()
+    # Released: the same call goes through.
+    assert consolidate(project, period=PERIOD, actor="test", today=TODAY).tabs
+
+
+def test_the_lock_is_held_for_the_whole_run(project, monkeypatch) -> None:
+    """Even the write and the audit happen under the lock (not only the intake)."""
+    import plan_tracker.render as render
+    from plan_tracker.consolidate import ConsolidationBusy
+
+    real, seen = render.render_tabs, []
+
+    def render_and_try_the_lock(*args: object, **kwargs: object):
+        with pytest.raises(ConsolidationBusy):
+            consolidate(project, period=PERIOD, actor="other", today=TODAY)
+        seen.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "render_tabs", render_and_try_the_lock)
+    consolidate(project, period=PERIOD, actor="test", today=TODAY)
+    assert seen == [True]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
+@pytest.mark.parametrize("set_to, killed", [(None, False), ("audited", False), ("locked", True)])
+def test_the_crash_hook_kills_only_at_the_named_step(set_to: str | None, killed: bool) -> None:
+    import signal
+
+    from plan_tracker.consolidate import CRASH_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+    if set_to:
+        env[CRASH_ENV] = set_to
+    code = "from plan_tracker.consolidate import crash_point; crash_point('locked'); print('alive')"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    if killed:
+        assert done.returncode == -signal.SIGKILL and "alive" not in done.stdout
+    else:
+        assert done.returncode == 0 and done.stdout.strip() == "alive", done.stderr

@@ -270,3 +270,19 @@ def test_consolidate_runs_the_intake_on_the_inbox(runtime, project):
     assert "退回 1" in alert
     assert not list(project.inbox.iterdir())
     assert any("随便一个文件" in p.name for p in project.rejected.rglob("*"))
+
+
+@pytest.mark.parametrize("script", ["consolidate", "refresh"])
+def test_a_button_while_another_consolidation_runs_names_it_and_writes_nothing(runtime, project, script):
+    """The buttons take the same lock as plan-tracker consolidate (plan_tracker.consolidate.prepare)."""
+    import os
+
+    with project.open_store() as store, store.exclusive("consolidate"):
+        actions = run_script(runtime, script, book_payload())
+    assert Counter(a["func"] for a in actions) == {"alert": 1}
+    prompt = actions[0]["args"][0]
+    assert prompt.startswith("未完成 / not done: 另一次汇总正在进行")
+    assert f"进程 {os.getpid()}" in prompt and "another consolidation is running" in prompt
+    # Released: the button works again.
+    actions = run_script(runtime, script, book_payload())
+    assert any(a["func"] == "setValues" for a in actions)
