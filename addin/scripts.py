@@ -1,7 +1,9 @@
 """The buttons as xlwings Server scripts (Office.js add-in): the same macros as the desktop
 buttons (:mod:`plan_tracker.macros`), called with the book xlwings Server builds from the
 request. The add-in sends only ``总览`` (where the period cell is): the tool's other tabs are
-deleted and written again, so their contents need not travel.
+deleted and written again, so their contents need not travel. The lock, the intake, the plan
+context and the tabs come from :func:`plan_tracker.consolidate.prepare`, as for the CLI: a
+click while another consolidation runs is an alert naming it, and nothing is written.
 
 Importing this module needs the xlwings PRO runtime (``XLWINGS_LICENSE_KEY``; free for
 noncommercial use, see ``docs/xlwings.md``).
