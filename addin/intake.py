@@ -64,9 +64,11 @@ INTAKE_LOCK = "intake"
 LOCK_WAIT_SECONDS = 30.0
 OPEN_PERIODS_SETTING = "reporting.open_periods"
 ALL_PERIODS_OPEN = "*"
-#: From this many new files on, files are read in forked worker processes, one per CPU
-#: (2 cores: 50 files 0.10 → 0.08 s, 500 files 1.01 → 0.59 s; see :func:`_fork_context`).
-POOL_MIN_FILES = 40
+#: From this many new files on, files are read in forked worker processes, one per CPU.
+#: Measured on 2 cores (bench/bench_intake.py): 500 files 1.01 → 0.59 s when the second core
+#: is free, no gain when other work keeps it busy; 50 files ±0.03 s (the fork and pickling
+#: cost ~0.07 s, so the break-even is near 70 files at 2 ms a file).
+POOL_MIN_FILES = 100
 
 
 @dataclass
