@@ -9,6 +9,7 @@ fills them in. ``plan-tracker intake`` and ``docs/intake.md`` list the catalogue
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 ERROR = "error"
 WARNING = "warning"
@@ -107,6 +108,13 @@ class _Blank(dict):
         return ""
 
 
+class Bi(NamedTuple):
+    """A message parameter in both languages: each half fills its own language's message."""
+
+    zh: str
+    en: str
+
+
 def problem(
     code: str,
     file: str,
@@ -118,16 +126,17 @@ def problem(
 ) -> Problem:
     """A :class:`Problem` of a catalogued code; ``params`` fill the message and hint."""
     spec = CATALOGUE[code]
-    values = _Blank({k: _shown(v) for k, v in params.items()})
-    zh = spec.message_zh.format_map(values)
-    en = spec.message_en.replace("!r}", "}").format_map(values)
+    zh_values = _Blank({k: _shown(v.zh if isinstance(v, Bi) else v) for k, v in params.items()})
+    en_values = _Blank({k: _shown(v.en if isinstance(v, Bi) else v) for k, v in params.items()})
+    zh = spec.message_zh.format_map(zh_values)
+    en = spec.message_en.replace("!r}", "}").format_map(en_values)
     return Problem(
         code=code,
         file=file,
         sheet=sheet,
         cell=cell,
         message=f"{zh} / {en}",
-        hint=spec.hint_zh.format_map(values),
+        hint=spec.hint_zh.format_map(zh_values),
         severity=severity or spec.severity,
     )
 

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plan_tracker import normalise
-from plan_tracker.errors import Problem, problem
+from plan_tracker.errors import Bi, Problem, problem
 from plan_tracker.periods import Period, PeriodError, parse_period
 from plan_tracker.project import Project
 from plan_tracker.store import SECRET_SETTING, Store, StoreError, default_actor, utc_now
@@ -608,7 +608,7 @@ class _Run:
                 digest = file_sha256(path)
             except OSError as exc:
                 report.files.append(FileOutcome(path, name, "", "rejected", problems=[
-                    problem("corrupt-file", name, detail=f"无法读取 / cannot read: {exc.strerror}")]))
+                    problem("corrupt-file", name, detail=Bi(f"无法读取：{exc.strerror}", f"cannot read: {exc.strerror}"))]))
                 continue
             outcome = self._recognised(path, name, digest, store.find_submission_by_hash(digest))
             if outcome is not None:

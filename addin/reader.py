@@ -37,7 +37,7 @@ import python_calamine as calamine
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 from plan_tracker import normalise
 from plan_tracker.catalogue import Catalogue
-from plan_tracker.errors import Problem, problem
+from plan_tracker.errors import Bi, Problem, problem
 from plan_tracker.periods import Period, PeriodError, parse_period
 from plan_tracker.templates import (
     COLUMN_KEYS,
@@ -453,12 +453,12 @@ def _read(result: SubmissionRead, secret: bytes, catalogue: Catalogue) -> None:
 def _check_metadata(result, workbook, book: WorkbookParts, secret, catalogue) -> dict:
     file = result.file
     if SHEET_META not in book.names:
-        result.problems.append(problem("not-a-template", file, detail="没有模板标识 / no template metadata"))
+        result.problems.append(problem("not-a-template", file, detail=Bi("没有模板标识", "no template metadata")))
         raise _Reject
     meta = _meta(_grid(workbook, book, SHEET_META, cells=False))
     text, signature = meta.get("payload"), meta.get("signature")
     if not text or not signature:
-        result.problems.append(problem("metadata-tampered", file, SHEET_META, detail="缺少签名 / payload or signature missing"))
+        result.problems.append(problem("metadata-tampered", file, SHEET_META, detail=Bi("缺少签名", "payload or signature missing")))
         raise _Reject
     if not verify(secret, text, signature):
         result.problems.append(problem("signature-mismatch", file, SHEET_META))
@@ -476,13 +476,16 @@ def _check_metadata(result, workbook, book: WorkbookParts, secret, catalogue) ->
     result.period = payload["period"]
     result.template_id = payload["template_id"]
     if payload.get("format") != 1:
-        result.problems.append(problem("template-outdated", file, detail=f"模板格式 / format {payload.get('format')}"))
+        result.problems.append(problem("template-outdated", file, detail=Bi(f"模板格式 {payload.get('format')}", f"format {payload.get('format')}")))
     current = {ind.id: ind.unit for ind in department_indicators(catalogue, result.department)}
     signed = {i: (payload["rows"].get(i) or [None, None])[1] for i in payload["indicators"]}
     if payload["catalogue_version"] != catalogue.version_hash and signed != current:
         result.problems.append(problem(
             "template-outdated", file,
-            detail=f"指标目录已更新（模板版本 {payload['catalogue_version']}，当前 {catalogue.version_hash}） / the catalogue changed",
+            detail=Bi(
+                f"指标目录已更新（模板版本 {payload['catalogue_version']}，当前 {catalogue.version_hash}）",
+                f"the catalogue changed (template {payload['catalogue_version']}, now {catalogue.version_hash})",
+            ),
         ))
     _check_name(result, catalogue)
     return payload
@@ -496,13 +499,14 @@ def _check_name(result: SubmissionRead, catalogue: Catalogue) -> None:
     if others and result.department not in name:
         result.problems.append(problem(
             "department-mismatch", name, expected=result.department,
-            detail=f"文件名写的是 {others[0]} / the file name says {others[0]}",
+            detail=Bi(f"文件名写的是 {others[0]}", f"the file name says {others[0]}"),
         ))
     wrong = [p for p in periods_in_name(name) if p.point != expected.point]
     if wrong:
         result.problems.append(problem(
-            "period-mismatch", name, expected=expected.label_zh(), detail_period=wrong[0].label_zh(),
-            detail=f"文件名写的是 {wrong[0].label_zh()} / the file name says {wrong[0]}",
+            "period-mismatch", name, expected=Bi(expected.label_zh(), str(expected)),
+            detail_period=wrong[0].label_zh(),
+            detail=Bi(f"文件名写的是 {wrong[0].label_zh()}", f"the file name says {wrong[0]}"),
         ))
 
 
@@ -521,7 +525,7 @@ def _form_sheet(result, workbook, book: WorkbookParts) -> tuple[SheetScan, list[
             result.problems.append(problem("sheet-renamed", result.file, name, detail=name))
             return book.scan(name), grid, found
     if SHEET_FORM in book.names:
-        result.problems.append(problem("column-missing", result.file, SHEET_FORM, detail="指标编号 / 本期实际值"))
+        result.problems.append(problem("column-missing", result.file, SHEET_FORM, detail=Bi("指标编号”或“本期实际值", "指标编号 (id) or 本期实际值 (actual)")))
     else:
         result.problems.append(problem("sheet-missing", result.file))
     raise _Reject
@@ -648,8 +652,9 @@ def _check_header_fields(result, grid, header_row, payload, catalogue) -> None:
                 typed = None
             if typed is not None and typed.point != period.point:
                 result.problems.append(problem(
-                    "period-mismatch", file, sheet, a1, expected=period.label_zh(),
-                    detail_period=typed.label_zh(), detail=f"报告期被改为 {value} / the period cell says {value}",
+                    "period-mismatch", file, sheet, a1, expected=Bi(period.label_zh(), str(period)),
+                    detail_period=typed.label_zh(),
+                    detail=Bi(f"报告期被改为 {value}", f"the period cell says {value}"),
                 ))
             else:
                 result.problems.append(problem("locked-cell-changed", file, sheet, a1, expected=expected, value=value))
@@ -660,7 +665,7 @@ def _check_header_fields(result, grid, header_row, payload, catalogue) -> None:
         if others:
             result.problems.append(problem(
                 "department-mismatch", file, sheet, unit_a1, expected=department,
-                detail=f"填报单位填的是 {unit_text} / the department cell says {unit_text}",
+                detail=Bi(f"填报单位填的是 {unit_text}", f"the department cell says {unit_text}"),
             ))
     for label in INPUT_HEADER_FIELDS:
         value, a1 = fields.get(label, ("", None))

@@ -169,6 +169,17 @@ def test_every_file_is_sorted_as_expected(world):
             assert outcome.errors and all(p.message and p.hint for p in outcome.problems)
 
 
+def test_messages_keep_each_language_to_its_half(world):
+    """"中文 / English": a parameter given in both languages must not repeat inside each half."""
+    _, cases, report, _ = world
+    for outcome in report.files:
+        for p in outcome.problems:
+            if p.code in {"period-mismatch", "department-mismatch", "not-a-template", "metadata-tampered", "template-outdated"}:
+                zh, _, en = p.message.partition(" / ")
+                assert zh and en and " / " not in en, p.message
+                assert not any("\u4e00" <= ch <= "\u9fff" for ch in en.replace("本期实际值", "").replace("指标编号", "")) or p.code == "department-mismatch", p.message
+
+
 def test_every_file_is_still_there_afterwards(world):
     project, cases, report, _ = world
     assert list(project.inbox.iterdir()) == []
