@@ -1300,7 +1300,7 @@ class Store:
                         "point): keep one"
                     )
                 seen[key] = content
-            current = self._current_for({key[0] for key in seen})
+            current = self._current_for(set(seen))
             # Decide every row first, then write in bulk: on PostgreSQL each statement is a
             # network round trip, and executemany sends a whole list in one pipeline.
             writes: list[tuple[dict, dict | None]] = []
@@ -1365,19 +1365,27 @@ class Store:
                 )
         return summary
 
-    def _current_for(self, indicator_ids: set[str]) -> dict[tuple[str, str], dict]:
+    def _current_for(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        """The current rows for these (indicator, point) keys only: a batch is usually one
+        period, so this reads a handful of rows instead of every period of its indicators."""
         current: dict[tuple[str, str], dict] = {}
-        ids = sorted(indicator_ids)
+        points = sorted({point for _, point in keys})
+        ids = sorted({ind for ind, _ in keys})
         # Chunked IN lists stay under SQLite's bound-parameter limit for huge batches.
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            for row in self._records(
-                "SELECT id, indicator_id, point, period, value, value_text, note, submission_id,"
-                " recorded_by, recorded_at FROM observations WHERE superseded_at IS NULL"
-                f" AND indicator_id IN ({', '.join('?' * len(chunk))})",
-                chunk,
-            ):
-                current[(row["indicator_id"], row["point"])] = row
+        for start in range(0, len(ids), 400):
+            chunk = ids[start : start + 400]
+            for p_start in range(0, len(points), 400):
+                point_chunk = points[p_start : p_start + 400]
+                for row in self._records(
+                    "SELECT id, indicator_id, point, period, value, value_text, note, submission_id,"
+                    " recorded_by, recorded_at FROM observations WHERE superseded_at IS NULL"
+                    f" AND indicator_id IN ({', '.join('?' * len(chunk))})"
+                    f" AND point IN ({', '.join('?' * len(point_chunk))})",
+                    [*chunk, *point_chunk],
+                ):
+                    key = (row["indicator_id"], row["point"])
+                    if key in keys:
+                        current[key] = row
         return current
 
     def _insert_observations(
