@@ -53,7 +53,7 @@ from plan_tracker import __version__
 from plan_tracker.periods import Period, PeriodError, parse_period
 from plan_tracker.project import Project
 from plan_tracker.store import Store, StoreBusy, default_actor
-from plan_tracker.workbook import check_not_open_in_excel
+from plan_tracker.workbook import check_not_open_in_excel, remove_stale_temporaries
 
 __all__ = [
     "CRASH_ENV",
@@ -512,6 +512,7 @@ def _write(project: Project, path: Path, chosen: str | None, source: str, today:
     timings = dict(prep.timings)
     say("写入工作簿 / writing the workbook …")
     mark = time.perf_counter()
+    remove_stale_temporaries(path)  # left by a run killed mid-write; we hold the lock
     existed = path.is_file()
     if not existed:
         _create_workbook(path, chosen)

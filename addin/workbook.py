@@ -26,6 +26,7 @@ import io
 import os
 import sys
 import tempfile
+import time
 import types
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
@@ -43,6 +44,7 @@ __all__ = [
     "UDF_MODULE",
     "WorkbookOpenError",
     "atomic_save",
+    "remove_stale_temporaries",
     "build_workbook",
     "check_not_open_in_excel",
     "config_rows",
@@ -118,6 +120,26 @@ def check_not_open_in_excel(path: Path) -> None:
                 f"The workbook is open in Excel; close it and try again: {Path(path)} "
                 f"(lock file {lock})"
             )
+
+
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def remove_stale_temporaries(path: Path, older_than: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Delete temporary files :func:`atomic_save` left beside ``path`` when its process was
+    killed mid-write. Only files older than ``older_than`` seconds go: a younger one may belong
+    to a save that is still running (``build-workbook`` takes no lock)."""
+    path = Path(path)
+    removed = []
+    now = time.time()
+    for candidate in path.parent.glob(f".{path.stem}.*{path.suffix}"):
+        try:
+            if now - candidate.stat().st_mtime > older_than:
+                candidate.unlink()
+                removed.append(candidate)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 @contextlib.contextmanager

@@ -473,3 +473,23 @@ def test_libreoffice_sees_sheets_and_period_name(ods: zipfile.ZipFile) -> None:
 def test_module_exports_what_cli_uses() -> None:
     # plan_tracker.cli_workbook calls build_workbook(target, period=...) and catches this error.
     assert callable(wbmod.build_workbook) and issubclass(wbmod.WorkbookOpenError, Exception)
+
+
+def test_stale_temporaries_of_a_killed_save_are_removed_young_ones_kept(tmp_path):
+    import os
+    import time
+
+    from plan_tracker.workbook import remove_stale_temporaries
+
+    book = tmp_path / "plan_tracker.xlsm"
+    book.write_bytes(b"workbook")
+    old = tmp_path / ".plan_tracker.abc123.xlsm"
+    young = tmp_path / ".plan_tracker.def456.xlsm"
+    other = tmp_path / ".other.abc123.xlsm"
+    for f in (old, young, other):
+        f.write_bytes(b"partial")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(old, (hours_ago, hours_ago))
+    os.utime(other, (hours_ago, hours_ago))
+    assert remove_stale_temporaries(book) == [old]
+    assert not old.exists() and young.exists() and other.exists() and book.read_bytes() == b"workbook"
