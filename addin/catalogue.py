@@ -20,6 +20,7 @@ from plan_tracker.schemas.catalogue import (
     COLUMNS,
     COMPUTED_RULES,
     GROUPS_CSV,
+    REQUIRED_COLUMNS,
     format_milestones,
     load_groups,
     parse_derived,
@@ -30,20 +31,9 @@ from plan_tracker.schemas.catalogue import (
 
 DEFAULT_TOLERANCE = 0.05
 TASK_STATES = ("未启动", "推进中", "已完成")
-#: Columns of ``plan-tracker indicators --format csv``, in this order (issue #2).
-EXPORT_COLUMNS = [
-    "id",
-    "name_zh",
-    "name_en",
-    "group",
-    "unit",
-    "measure",
-    "rule",
-    "milestones",
-    "tolerance",
-    "owner",
-    "source",
-]
+#: Columns of ``plan-tracker indicators --format csv``, in this order (issue #2): the
+#: catalogue file's required columns.
+EXPORT_COLUMNS = list(REQUIRED_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -213,15 +213,6 @@ def read_period_choice(path: Path) -> str | None:
         ) from exc
 
 
-def _optional(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
-
-
 def _count(value: Any) -> int:
     if value is None:
         return 0
@@ -234,21 +225,9 @@ def _count(value: Any) -> int:
 
 
 def _create_workbook(path: Path, period: str | None) -> None:
-    workbook = _optional("plan_tracker.workbook")
-    if workbook is not None:
-        workbook.build_workbook(path, period=period)
-        return
-    if path.suffix.lower() == ".xlsm":  # a macro workbook needs its VBA project
-        raise FileNotFoundError(
-            f"找不到工作簿 {path}，请先运行 plan-tracker build-workbook / workbook not found: "
-            f"{path}; run plan-tracker build-workbook first"
-        )
-    from openpyxl import Workbook
+    from plan_tracker.workbook import build_workbook
 
-    wb = Workbook()
-    wb.active.title = DASHBOARD
-    wb.active[PERIOD_CELL] = period or ""
-    wb.save(path)
+    build_workbook(path, period=period)
 
 
 # --------------------------------------------------------------------------- the stamp
@@ -411,12 +390,11 @@ def prepare(
             yield prepared
             return
         mark = time.perf_counter()
-        module = _optional("plan_tracker.intake") if waiting else None
-        if waiting and module is None:
-            prepared.intake_note = "未安装收件模块，跳过 / intake module not installed: skipped"
-        if module is not None:
+        if waiting:
+            from plan_tracker.intake import run_intake
+
             say("收件 / reading the inbox …")
-            outcome = module.run_intake(project, actor=actor)
+            outcome = run_intake(project, actor=actor)
             prepared.intake = outcome
             prepared.files_accepted = _count(getattr(outcome, "accepted", 0))
             prepared.files_rejected = _count(getattr(outcome, "rejected", 0))

@@ -22,7 +22,6 @@ workbook lives in the project folder), else the current folder.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 import time
 from collections.abc import Mapping
@@ -150,17 +149,8 @@ class _Reporter:
         self.book.app.alert(message, title=TITLE)
 
 
-def _optional(name: str) -> Any | None:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name:
-            raise
-        return None
-
-
 def _intake_line(prepared: Any) -> str:
-    if prepared.intake is None:  # intake not installed, or the inbox was empty
+    if prepared.intake is None:  # the inbox was empty
         return prepared.intake_note
     accepted, rejected = prepared.files_accepted, prepared.files_rejected
     return f"接收 {accepted} 个文件，退回 {rejected} 个 / accepted {accepted}, rejected {rejected} file(s)"
@@ -240,11 +230,10 @@ def generate_templates(book: xw.Book | None = None) -> MacroResult:
                 f" / Enter the report period in {DASHBOARD}!{PERIOD_CELL} (e.g. 2025-09) first."
             )
         project = _project(book)
-        templates = _optional("plan_tracker.templates")
-        if templates is None:
-            raise MacroProblem("未安装模板模块 / the templates module is not installed")
+        from plan_tracker.templates import generate_templates
+
         reporter.progress("生成模板 / writing templates …")
-        paths = templates.generate_templates(project, period)
+        paths = generate_templates(project, period)
     except (MacroProblem, PeriodError, StoreError, ValueError) as exc:
         return _failed(reporter, f"未完成 / not done: {exc}", started)
     except Exception as exc:  # noqa: BLE001 - the coordinator gets a message, the log the traceback
