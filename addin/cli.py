@@ -188,17 +188,11 @@ def gap(
     _emit(rows, format, RESULT_COLUMNS, table)
 
 
-def _register_optional_commands() -> None:
-    """Commands owned by other modules register themselves here if present."""
-    import importlib
+def _register_commands() -> None:
+    """The commands of the intake, the workbook and the demo live beside their modules."""
+    from plan_tracker import cli_demo, cli_intake, cli_workbook
 
-    for name in ("plan_tracker.cli_intake", "plan_tracker.cli_workbook", "plan_tracker.cli_demo"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
+    for module in (cli_intake, cli_workbook, cli_demo):
         module.register(app)
 
 
@@ -228,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; turns known errors into clear messages and exit codes."""
     import click
 
-    _register_optional_commands()
+    _register_commands()
     try:
         app(args=argv, standalone_mode=False)
     except typer.Exit as exc:

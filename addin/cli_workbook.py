@@ -1,5 +1,5 @@
 """CLI commands for the master workbook: ``consolidate`` (the 汇总 button) and
-``build-workbook``. Registered by ``plan_tracker.cli._register_optional_commands``."""
+``build-workbook``. Registered by ``plan_tracker.cli._register_commands``."""
 
 from __future__ import annotations
 
