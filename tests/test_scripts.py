@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import project_with_observations
 from plan_tracker import service
 from plan_tracker.tabs import DASHBOARD, DASHBOARD_FIRST_ROW, TOOL_TABS, build_tabs, layout
 from plan_tracker.udfs import core
@@ -32,12 +33,7 @@ P1_TASK_CHAIN_LEADER,2025-09,推进中,工信局,=HYPERLINK("http://x")
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    base = tmp_path_factory.mktemp("scripts")
-    proj = service.init(base / "project")
-    csv = base / "obs.csv"
-    csv.write_text(OBSERVATIONS, encoding="utf-8")
-    service.import_observations(proj, csv)
-    yield proj
+    yield project_with_observations(tmp_path_factory.mktemp("scripts"), OBSERVATIONS)
     core.reset_cache()
 
 

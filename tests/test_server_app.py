@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import project_with_observations
 from plan_tracker import cli, service
 from plan_tracker.tabs import DASHBOARD, TOOL_TABS
 from plan_tracker.udfs import core
@@ -45,12 +46,7 @@ NA = {"type": "Error", "errorType": "NotAvailable"}
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    base = tmp_path_factory.mktemp("server_app")
-    proj = service.init(base / "project")
-    csv = base / "obs.csv"
-    csv.write_text(OBSERVATIONS, encoding="utf-8")
-    service.import_observations(proj, csv)
-    yield proj
+    yield project_with_observations(tmp_path_factory.mktemp("server_app"), OBSERVATIONS)
     core.reset_cache()
 
 

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import project_with_observations
 from plan_tracker import service
 from plan_tracker.engine import STATUS_ZH, GapResult
 from plan_tracker.udfs import core, functions
@@ -68,10 +69,7 @@ def _write(path: Path, text: str) -> Path:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    base = tmp_path_factory.mktemp("udfs")
-    proj = service.init(base / "project")
-    service.import_observations(proj, _write(base / "obs.csv", OBSERVATIONS))
-    yield proj
+    yield project_with_observations(tmp_path_factory.mktemp("udfs"), OBSERVATIONS)
     core.reset_cache()
 
 
