@@ -134,7 +134,10 @@ class Facts:
         self._values: dict[tuple[str, str], float] = {}
         self._texts: dict[tuple[str, str], str] = {}
         self._notes: dict[tuple[str, str], str] = {}
-        self._periods: dict[str, dict[str, Period]] = {}
+        # Periods with a number and periods with a task state, per indicator: a remark or a
+        # 待核实 on a numeric indicator is not "a period with a value" (§6 default period).
+        self._value_periods: dict[str, dict[str, Period]] = {}
+        self._text_periods: dict[str, dict[str, Period]] = {}
         if observations is not None and len(observations):
             self._load(observations)
 
@@ -156,8 +159,10 @@ class Facts:
                 self._texts[key] = text
             if isinstance(note, str) and note:
                 self._notes[key] = note
-            if key in self._values or key in self._texts:
-                self._periods.setdefault(str(ind_id), {})[period.point] = period
+            if key in self._values:
+                self._value_periods.setdefault(key[0], {})[period.point] = period
+            if key in self._texts:
+                self._text_periods.setdefault(key[0], {})[period.point] = period
 
     # -- raw values (as reported)
     def _lookup(self, table: dict, ind_id: str, period: Period):
@@ -178,7 +183,9 @@ class Facts:
         return self._lookup(self._notes, ind_id, period)
 
     def reported_periods(self, ind_id: str) -> list[Period]:
-        return list(self._periods.get(ind_id, {}).values())
+        """Periods with a reported value (a task: with a reported state)."""
+        table = self._text_periods if self.catalogue.get(ind_id).is_task else self._value_periods
+        return list(table.get(ind_id, {}).values())
 
     # -- values with derived indicators computed (plan-semantics §6, derived)
     def value(self, ind: Indicator, period: Period) -> float | None:
@@ -220,10 +227,17 @@ class Facts:
         if ind.derived is not None:
             comp_periods = [self.value_periods(self.catalogue.get(c)) for c in ind.derived.components]
             if comp_periods and all(comp_periods):
-                common = set.intersection(*({p.point for p in ps} for ps in comp_periods))
-                first = {p.point: p for p in comp_periods[0]}
-                for point in common:
-                    found.setdefault(point, first[point])
+                # A component's year and another's December are one moment (they stand in
+                # for each other in every lookup), so match on the moment, not the form.
+                moments = [{_moment(p): p for p in ps} for ps in comp_periods]
+                for moment in set.intersection(*(set(m) for m in moments)):
+                    forms = [m[moment] for m in moments]
+                    # The year form wins over its December, as for a reported value (§6).
+                    chosen = next((p for p in forms if p.is_annual), forms[0])
+                    if chosen.point not in found and not any(
+                        _moment(p) == moment for p in found.values()
+                    ):
+                        found[chosen.point] = chosen
         return list(found.values())
 
 
@@ -258,6 +272,11 @@ def derived_parts(ind: Indicator, period: Period, facts: Facts) -> list[Componen
         part = value / whole * 100.0 if value is not None and whole else None
         parts.append(ComponentPart(cid, value, part))
     return parts
+
+
+def _moment(period: Period) -> tuple[int, int]:
+    """The point in time: a year, its Q4 and its December are the same moment."""
+    return (period.year, period.month)
 
 
 def _isnan(value: object) -> bool:
@@ -387,14 +406,16 @@ def judge_status(
 
 
 def task_status(state: str | None, period: Period, ind: Indicator) -> str:
-    """Tasks (the contract is silent; docs/semantics-decisions.md): done is green, in progress
-    green until the plan's final year, where it turns amber, not started red."""
+    """Tasks (the contract is silent; docs/semantics-decisions.md): done is green; in progress
+    is green until the plan's deadline (the year end of its final year) and amber from then
+    on, every period after it included; not started is red."""
     if not state:
         return NOT_REPORTED
     if state == "已完成":
         return ON_TRACK
     if state == "推进中":
-        return AT_RISK if period.year >= ind.horizon_year and period.month == 12 else ON_TRACK
+        deadline_passed = (period.year, period.month) >= (ind.horizon_year, 12)
+        return AT_RISK if deadline_passed else ON_TRACK
     return BEHIND
 
 

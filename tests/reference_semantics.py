@@ -456,17 +456,14 @@ TASK_STATUS = {"已完成": "on_track", "推进中": "on_track", "未启动": "b
 
 
 def task_result(model: Model, ind: Ind, p: Period) -> dict:
-    """Decisions, tasks table: 推进中 turns amber at the year end of the final year (2025).
-
-    Read literally: only that point. Whether it stays amber afterwards (2026, 2026-03 …) the
-    contract does not say; the cross-check skips tasks after 2025 for that reason.
-    """
+    """Decisions, tasks table: 推进中 turns amber once the deadline (the year end of the final
+    year, 2025) has come, and stays amber in every period after it."""
     state = model.data.text(ind.id, p)
     if state is None:
         status = "not_reported"
     else:
         status = TASK_STATUS.get(state, "not_reported")
-        if state == "推进中" and p.year == PLAN_END and p.month == 12:
+        if state == "推进中" and (p.year, p.month) >= (PLAN_END, 12):
             status = "at_risk"
     return empty_result(str(p)) | {"actual": state, "status": status}
 

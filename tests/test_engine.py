@@ -381,6 +381,9 @@ def test_tasks_report_state_and_note():
     r = result("P1_TASK_CHAIN_LEADER", "2023", ("P1_TASK_CHAIN_LEADER", "2023", None, "推进中", "8个专班"))
     assert r.actual == "推进中" and r.status == "on_track" and r.note == "8个专班"
     assert result("P1_TASK_CHAIN_LEADER", "2025", ("P1_TASK_CHAIN_LEADER", "2025", None, "推进中")).status == "at_risk"
+    assert result("P1_TASK_CHAIN_LEADER", "2025-09", ("P1_TASK_CHAIN_LEADER", "2025-09", None, "推进中")).status == "on_track"
+    # past the deadline it stays amber in every period, not only at a year end
+    assert result("P1_TASK_CHAIN_LEADER", "2026-03", ("P1_TASK_CHAIN_LEADER", "2026-03", None, "推进中")).status == "at_risk"
     assert result("P1_TASK_CHAIN_LEADER", "2023", ("P1_TASK_CHAIN_LEADER", "2023", None, "未启动")).status == "behind"
     assert result("P1_TASK_CHAIN_LEADER", "2023").status == "not_reported"
 

@@ -260,68 +260,6 @@ def differences(ind_id: str, observations: list[tuple], period: str | None) -> d
 # ----------------------------------------------------------------------------- known engine bugs
 
 
-def year_end_forms_mixed(ind_id: str, observations: list[tuple]) -> bool:
-    """For some year, one input of ``ind_id`` has only the year form and another only December.
-
-    E.g. O_IND_OUTPUT reported for ``2025`` and O_HITECH_OUTPUT for ``2025-12``: the share is
-    computed for 2025 (either form stands in for the other, decisions: periods).
-    """
-    ends: dict[tuple[str, int], set[str]] = {}
-    for i, period, value, _ in observations:
-        if i in inputs_of(ind_id) and value is not None and point(period)[4:] in ("", "-12"):
-            ends.setdefault((i, int(period[:4])), set()).add("Y" if "-" not in period else "D")
-    years = {y for _, y in ends}
-    return any(
-        {"Y"} in [v for (i, yy), v in ends.items() if yy == y]
-        and {"D"} in [v for (i, yy), v in ends.items() if yy == y]
-        for y in years
-    )
-
-
-def derived_default_period_bug(ind_id: str, observations: list[tuple], period: str | None) -> bool:
-    """Engine bug: the default period of a share or cluster count skips a point where the
-    value is only computable through the year/December stand-in (see the xfail test)."""
-    return (
-        period is None
-        and IND[ind_id].derived is not None
-        and year_end_forms_mixed(ind_id, observations)
-    )
-
-
-def text_only_default_period_bug(
-    ind_id: str, observations: list[tuple], period: str | None
-) -> bool:
-    """Engine bug: for a numeric indicator the default period counts a period that has only a
-    text (no value) as its "latest period with a value" (see the xfail test)."""
-    return (
-        period is None
-        and IND[ind_id].rule != "task"
-        and any(o[0] in inputs_of(ind_id) and o[2] is None and o[3] for o in observations)
-    )
-
-
-def task_after_deadline(ind_id: str, observations: list[tuple], period: str | None) -> bool:
-    """Contract ambiguity: 推进中 “at the year end of the final year” — only 2025's year end, or
-    every period once the deadline has passed? The engine answers at_risk at the year end of
-    2026 and later but on_track at 2026-03; excluded until the contract decides."""
-    if IND[ind_id].rule != "task":
-        return False
-    resolved = reference(ROWS, observations, ind_id, period, TODAY)["period"]
-    return int(resolved[:4]) > 2025
-
-
-def known_engine_bug(ind_id: str, observations: list[tuple], period: str | None) -> bool:
-    """Cases the property skips: engine bugs (each pinned by an xfail test) and ambiguities."""
-    return any(
-        skip(ind_id, observations, period)
-        for skip in (
-            derived_default_period_bug,
-            text_only_default_period_bug,
-            task_after_deadline,
-        )
-    )
-
-
 # ----------------------------------------------------------------------------- the property
 
 
@@ -330,8 +268,6 @@ def known_engine_bug(ind_id: str, observations: list[tuple], period: str | None)
 def test_engine_agrees_with_reference(case):
     ind_id, observations, periods = case
     for period in periods:
-        if known_engine_bug(ind_id, observations, period):
-            continue
         diff = differences(ind_id, observations, period)
         assert not diff, f"{ind_id} @ {period}: (engine, reference) {diff}\n{observations}"
 
@@ -341,15 +277,9 @@ def test_every_rule_is_generated(bucket):
     assert BUCKETS[bucket], bucket
 
 
-# ----------------------------------------------------------------------------- engine bugs
+# ----------------------------------------------------------------------------- engine bugs this cross-check found (fixed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: default period of a derived indicator ignores the year/December "
-    "stand-in when its components use different forms (Facts.value_periods intersects "
-    "Period.point, which differs for 2025 and 2025-12)",
-)
 @pytest.mark.parametrize(
     "ind_id, observations",
     [
@@ -384,11 +314,6 @@ def test_default_period_of_derived_sees_year_and_december_as_one_point(ind_id, o
     assert engine_result(ind_id, observations, None)["period"] == "2025"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: the default period of a numeric indicator counts a period with only "
-    "a text (value None) as its latest period with a value",
-)
 @pytest.mark.parametrize(
     "ind_id, observations, expected",
     [
