@@ -222,22 +222,18 @@ class Facts:
         ]
 
     def value_periods(self, ind: Indicator) -> list[Period]:
-        """Every period at which the indicator has a value (reported or computed)."""
+        """Every period at which the indicator has a value (reported or computed).
+
+        A derived indicator's candidates are its own reports and its components' periods, kept
+        where it has a value there (the year/December stand-in included), so a year and its
+        December are both found and the year form can win (§6 default period).
+        """
         found: dict[str, Period] = {p.point: p for p in self.reported_periods(ind.id)}
         if ind.derived is not None:
-            comp_periods = [self.value_periods(self.catalogue.get(c)) for c in ind.derived.components]
-            if comp_periods and all(comp_periods):
-                # A component's year and another's December are one moment (they stand in
-                # for each other in every lookup), so match on the moment, not the form.
-                moments = [{_moment(p): p for p in ps} for ps in comp_periods]
-                for moment in set.intersection(*(set(m) for m in moments)):
-                    forms = [m[moment] for m in moments]
-                    # The year form wins over its December, as for a reported value (§6).
-                    chosen = next((p for p in forms if p.is_annual), forms[0])
-                    if chosen.point not in found and not any(
-                        _moment(p) == moment for p in found.values()
-                    ):
-                        found[chosen.point] = chosen
+            for cid in ind.derived.components:
+                for period in self.value_periods(self.catalogue.get(cid)):
+                    if period.point not in found and self.value(ind, period) is not None:
+                        found[period.point] = period
         return list(found.values())
 
 
@@ -272,11 +268,6 @@ def derived_parts(ind: Indicator, period: Period, facts: Facts) -> list[Componen
         part = value / whole * 100.0 if value is not None and whole else None
         parts.append(ComponentPart(cid, value, part))
     return parts
-
-
-def _moment(period: Period) -> tuple[int, int]:
-    """The point in time: a year, its Q4 and its December are the same moment."""
-    return (period.year, period.month)
 
 
 def _isnan(value: object) -> bool:
