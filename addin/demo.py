@@ -44,10 +44,8 @@ from plan_tracker.project import Project
 from plan_tracker.sample import SYNTHETIC_NOTE, sample_observations
 from plan_tracker.tabs import DASHBOARD
 from plan_tracker.templates import (
-    COLUMN_KEYS,
-    HEADER_ROW,
-    SHEET_FORM,
     department_indicators,
+    fill_template,
     generate_templates,
 )
 
@@ -253,38 +251,6 @@ _PENDING = {(1, "金融局", "P2_LISTED_ENT")}
 
 
 # --------------------------------------------------------------------------- filling
-
-
-def _row_of(ws, indicator_id: str) -> int:
-    for row in range(HEADER_ROW + 1, ws.max_row + 1):
-        if ws.cell(row, 1).value == indicator_id:
-            return row
-    raise KeyError(indicator_id)
-
-
-def fill_template(
-    template: Path,
-    out: Path,
-    values: dict[str, object],
-    notes: dict[str, str | None],
-    header: dict[str, object],
-) -> Path:
-    """Fill a template as a person does in Excel: the yellow cells only, then save."""
-    wb = openpyxl.load_workbook(template)
-    ws = wb[SHEET_FORM]
-    value_col = COLUMN_KEYS.index("value") + 1
-    note_col = COLUMN_KEYS.index("note") + 1
-    for indicator_id, value in values.items():
-        row = _row_of(ws, indicator_id)
-        ws.cell(row, value_col).value = value
-        ws.cell(row, note_col).value = notes.get(indicator_id)
-    for row in ws.iter_rows(min_row=1, max_row=HEADER_ROW - 1):
-        for cell in row:
-            if cell.value in header:
-                ws.cell(cell.row, cell.column + 1).value = header[cell.value]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(out)
-    return out
 
 
 def _header(department: str, period: Period) -> dict[str, object]:

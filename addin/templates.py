@@ -32,9 +32,11 @@ import json
 import math
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import xlsxwriter
@@ -432,3 +434,47 @@ def _meta_sheet(workbook, payload: dict, payload_text: str, signature: str) -> N
     ws.write_string(len(META_KEYS) + 2, 1, signature)
     ws.protect("", {"select_locked_cells": False, "select_unlocked_cells": False})
     ws.very_hidden()
+
+
+# --------------------------------------------------------------------------- filling a template
+
+
+def form_row(ws: Any, indicator_id: str) -> int:
+    """The 1-based row of an indicator on an openpyxl 填报 sheet."""
+    for row in range(HEADER_ROW + 1, ws.max_row + 1):
+        if ws.cell(row, 1).value == indicator_id:
+            return row
+    raise KeyError(indicator_id)
+
+
+def fill_template(
+    template: Path,
+    out: Path,
+    values: Mapping[str, object],
+    notes: Mapping[str, object] | None = None,
+    header: Mapping[str, object] | None = None,
+    edit: Callable[[Any], None] | None = None,
+) -> Path:
+    """Fill a template the way a person does in Excel — 本期实际值 and 备注 in the yellow
+    cells, the header fields beside their labels — and save it as ``out``. For the demo, the
+    benchmarks and the tests; ``edit`` may change the workbook further before saving."""
+    import openpyxl
+
+    wb = openpyxl.load_workbook(template)
+    ws = wb[SHEET_FORM]
+    value_col = COLUMN_KEYS.index("value") + 1
+    note_col = COLUMN_KEYS.index("note") + 1
+    for indicator_id, value in values.items():
+        ws.cell(form_row(ws, indicator_id), value_col).value = value
+    for indicator_id, note in (notes or {}).items():
+        ws.cell(form_row(ws, indicator_id), note_col).value = note
+    labels = dict(header or {})
+    for row in ws.iter_rows(min_row=1, max_row=HEADER_ROW - 1):
+        for cell in row:
+            if cell.value in labels:
+                ws.cell(cell.row, cell.column + 1).value = labels[cell.value]
+    if edit is not None:
+        edit(wb)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    wb.save(out)
+    return out

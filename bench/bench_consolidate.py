@@ -179,7 +179,7 @@ def _value(ind, period: str, annual: dict, monthly: dict, wobble: float):
 
 
 def _fill_one(job: tuple) -> str:
-    from plan_tracker.demo import fill_template
+    from plan_tracker.templates import fill_template
 
     template, out, values, notes, header = job
     fill_template(Path(template), Path(out), values, notes, header)

@@ -16,13 +16,20 @@ import openpyxl
 import pytest
 from plan_tracker import service
 from plan_tracker.project import Project
-from plan_tracker.templates import COLUMN_KEYS, COLUMNS, HEADER_ROW, SHEET_FORM
+from plan_tracker.templates import (
+    COLUMN_KEYS,
+    COLUMNS,
+    HEADER_ROW,
+    SHEET_FORM,
+    fill_template,
+    form_row,
+)
 
 SOFFICE = shutil.which("soffice") or shutil.which("libreoffice")
 needs_soffice = pytest.mark.skipif(SOFFICE is None, reason="LibreOffice (soffice) is not installed")
 
 
-def _uno_python() -> str | None:
+def uno_python() -> str | None:
     for candidate in ("/usr/bin/python3", sys.executable):
         try:
             done = subprocess.run([candidate, "-c", "import uno"], capture_output=True, timeout=30)
@@ -41,11 +48,7 @@ def column_letter(key: str) -> str:
     return "ABCDEFGHI"[COLUMN_KEYS.index(key)]
 
 
-def row_of(ws, indicator_id: str) -> int:
-    for row in range(HEADER_ROW + 1, ws.max_row + 1):
-        if ws.cell(row, 1).value == indicator_id:
-            return row
-    raise KeyError(indicator_id)
+row_of = form_row
 
 
 def template_ids(path: Path) -> list[str]:
@@ -69,26 +72,9 @@ def fill_openpyxl(
     header: Mapping[str, object] | None = None,
     edit: Callable[[openpyxl.Workbook], None] | None = None,
 ) -> Path:
-    """Fill a template as a person in Excel would: values in 本期实际值, remarks in 备注."""
-    wb = openpyxl.load_workbook(template)
-    ws = wb[SHEET_FORM]
-    value_col = COLUMN_KEYS.index("value") + 1
-    note_col = COLUMN_KEYS.index("note") + 1
-    for indicator_id, value in values.items():
-        ws.cell(row_of(ws, indicator_id), value_col).value = value
-    for indicator_id, note in (notes or {}).items():
-        ws.cell(row_of(ws, indicator_id), note_col).value = note
+    """Fill a template as a person in Excel would, with a default contact in the header."""
     defaults = {"填报人": "张三", "联系电话": "0532-86990000", "填报日期": "2025-10-08"}
-    for label, value in {**defaults, **(header or {})}.items():
-        for row in ws.iter_rows(min_row=1, max_row=HEADER_ROW - 1):
-            for cell in row:
-                if cell.value == label:
-                    ws.cell(cell.row, cell.column + 1).value = value
-    if edit is not None:
-        edit(wb)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(out)
-    return out
+    return fill_template(template, out, values, notes, {**defaults, **(header or {})}, edit)
 
 
 def lo_convert(src: Path, outdir: Path) -> Path:
@@ -156,7 +142,7 @@ def lo_type(jobs: list[dict]) -> None:
     ``jobs``: ``{"src": path, "out": path, "cells": [(sheet, "H7", "820"), …], "unprotect": bool}``.
     One LibreOffice start serves all jobs (it costs seconds).
     """
-    python = _uno_python()
+    python = uno_python()
     if python is None or SOFFICE is None:
         pytest.skip("LibreOffice Python-UNO bridge (python3-uno) is not installed")
     script = Path(f"/tmp/plan-tracker-uno-{uuid.uuid4().hex}.py")

@@ -9,7 +9,6 @@ import math
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 import zipfile
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from intake_helpers import uno_python
 from openpyxl.comments import Comment
 from openpyxl.styles import Font, PatternFill
 from plan_tracker import service
@@ -362,22 +362,11 @@ UNO_SCRIPT = textwrap.dedent(
 )
 
 
-def _uno_python() -> str | None:
-    for candidate in ("/usr/bin/python3", sys.executable):
-        try:
-            done = subprocess.run([candidate, "-c", "import uno"], capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if done.returncode == 0:
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="module")
 def libreoffice(rendered: Rendered, tmp_path_factory: pytest.TempPathFactory) -> dict:
     if SOFFICE is None:
         pytest.skip("LibreOffice (soffice) is not installed")
-    python = _uno_python()
+    python = uno_python()
     if python is None:
         pytest.skip("LibreOffice's Python bridge (uno) is not installed")
     work = tmp_path_factory.mktemp("lo")
