@@ -91,7 +91,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^(\d{4})年?(?:第)?([1-4一二三四])季度?$"), "Q"),
     (re.compile(r"^(\d{4})年([1-4一二三四])季$"), "Q"),
     (re.compile(r"^(\d{4})-(\d{1,2})$"), "M"),
-    (re.compile(r"^(\d{4})/(\d{1,2})$"), "M"),
+    (re.compile(r"^(\d{4})[/.](\d{1,2})$"), "M"),
     (re.compile(r"^(\d{4})[Mm](\d{1,2})$"), "M"),
     (re.compile(r"^(\d{4})年(\d{1,2})月(?:份)?(?:累计)?$"), "M"),
     # 2025年1-9月 / 2025年1~9月 / 2025年1至9月(累计): year-to-date up to month 9

@@ -9,6 +9,7 @@ thousands of ``=PLAN_GAP()`` cells recalculate quickly.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import shutil
@@ -159,8 +160,8 @@ def import_observations(project: Project, csv_path: Path, actor: str | None = No
     catalogue = read_catalogue(project)
     from plan_tracker.schemas.observations import validate_observations
 
-    text = raw.decode("utf-8-sig")
-    frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+    text = decode_csv(raw, csv_path.name)
+    frame = _read_csv_text(text, csv_path.name)
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     rows = validate_observations(
         frame,
@@ -204,6 +205,47 @@ def import_observations(project: Project, csv_path: Path, actor: str | None = No
         rows=len(rows),
         summary=summary,
     )
+
+
+def decode_csv(raw: bytes, name: str) -> str:
+    """CSV text as exported by Excel or WPS: UTF-8 (with or without BOM), else GB18030 — what
+    "CSV" means on a Chinese Windows — else a clear error instead of a traceback."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    from plan_tracker.schemas.observations import ImportRejected, RowProblem
+
+    raise ImportRejected(
+        [RowProblem(1, "file", "bad_encoding", "文件编码无法识别，请另存为 CSV UTF-8 / cannot read the file: save it as CSV UTF-8")],
+        name,
+    )
+
+
+def _read_csv_text(text: str, name: str) -> pd.DataFrame:
+    """Every cell as text (ids and periods must not be guessed as numbers)."""
+    from plan_tracker.schemas.observations import ImportRejected, RowProblem
+
+    # More fields than the header would make pandas shift the columns (it takes the first as
+    # an index); name such rows instead.
+    rows = list(csv.reader(io.StringIO(text)))
+    if rows:
+        width = len(rows[0])
+        extra = [
+            RowProblem(number, "file", "extra_fields", f"该行有 {len(row)} 个字段，表头只有 {width} 个（数字中的逗号请去掉或加引号） / {len(row)} fields but {width} in the header")
+            for number, row in enumerate(rows[1:], start=2)
+            if len(row) > width and any(cell.strip() for cell in row[width:])
+        ]
+        if extra:
+            raise ImportRejected(extra, name)
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True, index_col=False)
+    except pd.errors.EmptyDataError:
+        problem = RowProblem(1, "file", "empty_file", "文件为空，表头应为 indicator_id,period,value[,department,note] / the file is empty")
+    except pd.errors.ParserError as exc:
+        problem = RowProblem(1, "file", "bad_csv", f"CSV 格式有误（如引号未闭合、列数不一致），请用 Excel 另存为 CSV / malformed CSV: {exc}")
+    raise ImportRejected([problem], name)
 
 
 def _single(series: pd.Series) -> str | None:

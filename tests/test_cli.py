@@ -176,3 +176,42 @@ def test_bundled_sample_is_the_generator_output():
     assert shipped["indicator_id"].tolist() == generated["indicator_id"].tolist()
     assert shipped["value"].tolist() == [str(v) for v in generated["value"]]
     assert shipped["note"].str.contains("synthetic").all()
+
+
+def test_import_reads_gbk_csv_as_excel_saves_it_on_chinese_windows(project, tmp_path, capsys):
+    path = tmp_path / "gbk.csv"
+    path.write_bytes("indicator_id,period,value,department,note\nC2_OUTPUT,2024年,1300,工信局,初报\n".encode("gb18030"))
+    code, _, err = run(capsys, "import-observations", str(path), "-p", str(project.root))
+    assert code == 0, err
+    with project.open_store() as store:
+        row = store.current_observations().set_index("indicator_id").loc["C2_OUTPUT"]
+    assert (row["value"], row["note"], row["department"]) == (1300.0, "初报", "工信局")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragments"),
+    [
+        (b"", ["为空", "empty"]),
+        (b'indicator_id,period,value\nC2_OUTPUT,2024,"1300\n', ["CSV"]),
+        (b"indicator_id,period,value\nC2_OUTPUT,2024,1,300\n", ["第2行", "4 个字段"]),
+        (bytes(range(128, 256)) * 3, ["编码", "UTF-8"]),
+    ],
+)
+def test_unreadable_csv_is_rejected_with_a_message_not_a_traceback(project, tmp_path, capsys, content, fragments):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    code, _, err = run(capsys, "import-observations", str(path), "-p", str(project.root))
+    text = err.replace("\n", "")
+    assert code == 2 and "Traceback" not in text
+    for fragment in fragments:
+        assert fragment in text
+    with project.open_store() as store:
+        assert store.current_observations().empty
+
+
+def test_trailing_empty_columns_from_excel_are_fine(project, tmp_path, capsys):
+    path = write_csv(tmp_path / "t.csv", "indicator_id,period,value,,\nC1_OUTPUT,2024.09,300,,\n")
+    code, _, err = run(capsys, "import-observations", str(path), "-p", str(project.root))
+    assert code == 0, err
+    with project.open_store() as store:
+        assert store.current_observations().set_index("indicator_id").loc["C1_OUTPUT", "period"] == "2024-09"
