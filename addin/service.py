@@ -169,6 +169,7 @@ def import_observations(project: Project, csv_path: Path, actor: str | None = No
         computed_ids=[ind.id for ind in catalogue if ind.is_computed_only],
         task_ids=[ind.id for ind in catalogue if ind.is_task],
         file=csv_path.name,
+        units={ind.id: ind.unit for ind in catalogue},
     )
     with project.open_store() as store:
         existing = store.find_submission_by_hash(digest)

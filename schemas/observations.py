@@ -7,19 +7,17 @@ row (header = row 1), field and what to do. Nothing is stored unless every row i
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
 import pandas as pd
 import pandera.pandas as pa
+from plan_tracker.normalise import BLANK, NOT_REPORTED, NUMBER, Parsed, parse_value
 from plan_tracker.periods import PeriodError, parse_period
 
 REQUIRED = ["indicator_id", "period", "value"]
 OPTIONAL = ["department", "note"]
 TASK_STATES = ("未启动", "推进中", "已完成")
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -45,30 +43,25 @@ class ImportRejected(ValueError):
         super().__init__("\n".join(lines))
 
 
-def clean_number(raw: object) -> float | None:
-    """A value as typed in a CSV: full-width digits, thousands separators, spaces. Blank → None.
-
-    Anything else that is not a number raises ValueError (never silently zero).
-    """
-    if raw is None or (isinstance(raw, float) and pd.isna(raw)):
-        return None
-    text = unicodedata.normalize("NFKC", str(raw)).strip().replace(",", "").replace(" ", "")
-    if text == "":
-        return None
-    if not _NUMBER.match(text):
-        raise ValueError(text)
-    return float(text)
+def parse_import_value(raw: object, unit: str) -> Parsed:
+    """A value as typed in the CSV, by the same rules as a department's cell (full-width
+    digits, thousands separators, the indicator's own unit such as ``820亿元`` or ``65%``)."""
+    return parse_value(raw, unit)
 
 
-def _is_number_or_blank(series: pd.Series) -> pd.Series:
-    def ok(value: object) -> bool:
-        try:
-            clean_number(value)
-        except ValueError:
-            return False
-        return True
+def _numbers_ok(units: dict[str, str], task_ids: set[str]):
+    """Data-frame check: every non-task value that is there reads as a number for its unit."""
 
-    return series.map(ok)
+    def check(frame: pd.DataFrame) -> pd.Series:
+        return pd.Series(
+            [
+                ind in task_ids or value is None or parse_import_value(value, units.get(ind, "")).kind in (NUMBER, BLANK, NOT_REPORTED)
+                for ind, value in zip(frame["indicator_id"], frame["value"], strict=True)
+            ],
+            index=frame.index,
+        )
+
+    return check
 
 
 def _is_period(series: pd.Series) -> pd.Series:
@@ -82,7 +75,9 @@ def _is_period(series: pd.Series) -> pd.Series:
     return series.map(ok)
 
 
-def observation_schema(known_ids: list[str], computed_ids: list[str]) -> pa.DataFrameSchema:
+def observation_schema(
+    known_ids: list[str], computed_ids: list[str], units: dict[str, str], task_ids: set[str]
+) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {
             "indicator_id": pa.Column(
@@ -94,10 +89,11 @@ def observation_schema(known_ids: list[str], computed_ids: list[str]) -> pa.Data
                 nullable=False,
             ),
             "period": pa.Column(str, checks=pa.Check(_is_period, name="bad_period"), nullable=False),
-            "value": pa.Column(str, checks=pa.Check(_is_number_or_blank, name="not_a_number"), nullable=True),
+            "value": pa.Column(str, nullable=True),
             "department": pa.Column(str, nullable=True, required=False),
             "note": pa.Column(str, nullable=True, required=False),
         },
+        checks=[pa.Check(_numbers_ok(units, task_ids), name="not_a_number")],
         strict=False,
     )
 
@@ -115,7 +111,7 @@ _MESSAGES = {
         "该指标由其他指标自动计算，不接受填报值 / this indicator is computed, it takes no values",
     ),
     "bad_period": ("bad_period", "期间应为 2025、2025-Q3、2025-09 或 2025年9月 等 / period must look like 2025, 2025-Q3, 2025-09"),
-    "not_a_number": ("not_a_number", "不是数字，请填写数值（不要带单位或文字） / not a number: write the figure only"),
+    "not_a_number": ("not_a_number", "不是该指标单位下的数字，请只填数值（可带本指标单位，如 820亿元、65%） / not a number in the indicator's unit"),
     "not_nullable": ("missing_value", "必填字段为空 / required field is empty"),
 }
 
@@ -126,6 +122,7 @@ def validate_observations(
     computed_ids: list[str],
     task_ids: list[str],
     file: str = "",
+    units: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """Validate and normalise an import; raise :class:`ImportRejected` listing all problems.
 
@@ -143,20 +140,24 @@ def validate_observations(
         frame[column] = frame[column].map(lambda v: None if v is None or (isinstance(v, str) and not v.strip()) else str(v).strip())
     frame.index = range(len(frame))
     problems: list[RowProblem] = []
+    units = units or {}
     task_rows = frame["indicator_id"].isin(task_ids)
-    numeric = frame.loc[~task_rows]
     try:
-        observation_schema(known_ids, computed_ids).validate(frame.assign(value=numeric["value"]), lazy=True)
+        observation_schema(known_ids, computed_ids, units, set(task_ids)).validate(frame, lazy=True)
     except pa.errors.SchemaErrors as err:
         for case in err.failure_cases.itertuples(index=False):
             check = str(case.check)
             code, message = next(
                 (v for k, v in _MESSAGES.items() if check.startswith(k)), ("invalid", check)
             )
+            column = "value" if code == "not_a_number" else str(case.column)
             if case.index is None or pd.isna(case.index):
-                problems.append(RowProblem(1, str(case.column), code, message, case.failure_case))
+                problems.append(RowProblem(1, column, code, message, case.failure_case))
+            elif code == "not_a_number":  # a data-frame check: show the row's value
+                row = int(case.index)
+                problems.append(RowProblem(row + 2, column, code, message, frame.at[row, "value"]))
             else:
-                problems.append(RowProblem(int(case.index) + 2, str(case.column), code, message, case.failure_case))
+                problems.append(RowProblem(int(case.index) + 2, column, code, message, case.failure_case))
     for index in frame.index[task_rows]:
         state = frame.at[index, "value"]
         if state is not None and state not in TASK_STATES:
@@ -164,8 +165,10 @@ def validate_observations(
                 RowProblem(index + 2, "value", "bad_task_state", f"任务状态应为 {'/'.join(TASK_STATES)} / task state must be one of these", state)
             )
     for index in frame.index[~task_rows]:
-        if frame.at[index, "value"] is None:
-            problems.append(RowProblem(index + 2, "value", "missing_value", "数值为空：未报送请删除该行 / empty value: leave the row out if not reported"))
+        raw = frame.at[index, "value"]
+        unit = units.get(frame.at[index, "indicator_id"], "")
+        if raw is None or parse_import_value(raw, unit).kind in (BLANK, NOT_REPORTED):
+            problems.append(RowProblem(index + 2, "value", "missing_value", "数值为空或待核实：未报送请删除该行 / no value (blank or 待核实): leave the row out if not reported", raw))
     # Two rows for the same indicator and point in time (2025-Q3 and 2025-09 are one point).
     points = {}
     for index, (ind, period) in frame[["indicator_id", "period"]].iterrows():
@@ -185,7 +188,10 @@ def validate_observations(
     out = frame.copy()
     out["period"] = out["period"].map(lambda p: str(parse_period(p)))
     out["value_text"] = out["value"].where(task_rows, None)
-    out["value"] = [None if is_task else clean_number(v) for v, is_task in zip(out["value"], task_rows, strict=True)]
+    out["value"] = [
+        None if is_task else parse_import_value(v, units.get(ind, "")).value
+        for ind, v, is_task in zip(out["indicator_id"], out["value"], task_rows, strict=True)
+    ]
     out["row"] = out.index + 2
     for column in OPTIONAL:
         if column not in out.columns:

@@ -215,3 +215,15 @@ def test_trailing_empty_columns_from_excel_are_fine(project, tmp_path, capsys):
     assert code == 0, err
     with project.open_store() as store:
         assert store.current_observations().set_index("indicator_id").loc["C1_OUTPUT", "period"] == "2024-09"
+
+
+def test_import_reads_values_as_intake_does(project, tmp_path, capsys):
+    """One normaliser for what people type: units of the indicator, full-width digits."""
+    path = write_csv(tmp_path / "u.csv", "indicator_id,period,value\nO_HITECH_SHARE,2024,65%\nC2_OUTPUT,2024,\"1,820亿元\"\nC1_OUTPUT,2024,１２３．５\n")
+    assert run(capsys, "import-observations", str(path), "-p", str(project.root))[0] == 0
+    with project.open_store() as store:
+        values = store.current_observations().set_index("indicator_id")["value"].to_dict()
+    assert values == {"O_HITECH_SHARE": 65.0, "C2_OUTPUT": 1820.0, "C1_OUTPUT": 123.5}
+    wrong = write_csv(tmp_path / "w.csv", "indicator_id,period,value\nC2_OUTPUT,2023,820万元\n")
+    code, _, err = run(capsys, "import-observations", str(wrong), "-p", str(project.root))
+    assert code == 2 and "820万元" in err
