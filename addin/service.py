@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import shutil
 import threading
 from dataclasses import dataclass, field
@@ -116,23 +117,29 @@ _LOCK = threading.Lock()
 
 
 def _catalogue_stamp(project: Project) -> tuple:
-    path = project_catalogue_path(project)
+    # On every worksheet-function call: a plain os.stat on a string, no Path arithmetic.
     try:
-        stat = path.stat()
+        stat = os.stat(f"{project.root}{os.sep}{CATALOGUE_FILE}")
     except FileNotFoundError:
         return (None,)
     return (stat.st_mtime_ns, stat.st_size)
 
 
-def load_context(project: Project) -> PlanContext:
-    """The project's plan context, rebuilt only when the store or catalogue has changed."""
+def load_context(project: Project, store: Store | None = None) -> PlanContext:
+    """The project's plan context, rebuilt only when the store or catalogue has changed.
+
+    ``store``: a connection the caller keeps open (the worksheet functions do, so that a cell
+    costs a ``data_version`` read, not a connection); otherwise one is opened for the call.
+    """
+    if store is None:
+        with project.open_store() as opened:
+            return load_context(project, opened)
     with _LOCK:
-        with project.open_store() as store:
-            stamp = (store.data_version(), _catalogue_stamp(project))
-            cached = _CONTEXTS.get(project.root)
-            if cached and cached[0] == stamp:
-                return cached[1]
-            context = context_from_store(store, read_catalogue(project))
+        stamp = (store.data_version(), _catalogue_stamp(project))
+        cached = _CONTEXTS.get(project.root)
+        if cached and cached[0] == stamp:
+            return cached[1]
+        context = context_from_store(store, read_catalogue(project))
         _CONTEXTS[project.root] = (stamp, context)
         return context
 

@@ -152,14 +152,11 @@ def _found(explicit: Path | None, env: Mapping[str, str], cwd: Path | None) -> P
 
 @dataclass
 class _Watch:
-    """A read connection to one project's store and the context built at its last stamp."""
+    """A read connection kept open to one project's store (and which file it reads)."""
 
     store: Store
     store_file: str
-    catalogue_file: str
     file_id: tuple[int, int]
-    stamp: tuple | None = None
-    context: PlanContext | None = None
 
 
 _WATCHES: dict[Path, _Watch] = {}
@@ -175,17 +172,9 @@ def _file_id(path: str) -> tuple[int, int]:
     return (stat.st_dev, stat.st_ino)
 
 
-def _catalogue_stamp(path: str) -> tuple:
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return (None,)
-    return (stat.st_mtime_ns, stat.st_size)
-
-
 def context_for(project: Project) -> PlanContext:
-    """The project's plan context; rebuilt (through the service) only when the store's
-    ``data_version`` or the catalogue file changed since the last call."""
+    """The project's plan context from the service's cache (rebuilt only when the store's
+    ``data_version`` or the catalogue file changed), read through a kept-open connection."""
     with _LOCK:
         watch = _WATCHES.get(project.root)
         if watch is not None and _file_id(watch.store_file) != watch.file_id:
@@ -195,18 +184,9 @@ def context_for(project: Project) -> PlanContext:
             watch = None
         if watch is None:
             store_file = str(project.store_path)
-            watch = _Watch(
-                store=project.open_store(),
-                store_file=store_file,
-                catalogue_file=str(service.project_catalogue_path(project)),
-                file_id=_file_id(store_file),
-            )
+            watch = _Watch(store=project.open_store(), store_file=store_file, file_id=_file_id(store_file))
             _WATCHES[project.root] = watch
-        stamp = (watch.store.data_version(), _catalogue_stamp(watch.catalogue_file))
-        if watch.context is None or stamp != watch.stamp:
-            watch.context = service.load_context(project)
-            watch.stamp = stamp
-        return watch.context
+        return service.load_context(project, store=watch.store)
 
 
 def reset_cache() -> None:
